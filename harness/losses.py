@@ -1,0 +1,32 @@
+"""Losses as functions ``l(outputs, targets) -> mean over the batch's examples``."""
+
+from __future__ import annotations
+
+import torch.nn.functional as F
+from torch import Tensor
+
+from .registry import Registry
+
+__all__ = ["LOSSES", "mse", "mse_mean", "cross_entropy"]
+
+LOSSES: Registry = Registry("loss")
+
+
+@LOSSES.register("mse")
+def mse(outputs: Tensor, targets: Tensor) -> Tensor:
+    """``(1/n) sum_i 1/2 ||f(x_i) - y_i||^2``: Cohen et al.'s convention
+    (locuslab/edge-of-stability, ``SquaredLoss``); its output Hessian is the identity / n."""
+    r = (outputs - targets).reshape(outputs.shape[0], -1)
+    return 0.5 * (r * r).sum(dim=1).mean()
+
+
+@LOSSES.register("mse_mean")
+def mse_mean(outputs: Tensor, targets: Tensor) -> Tensor:
+    """Mean over all ``n * K`` entries of ``(f - y)^2`` (Long & Bartlett's code): ``2/K`` times ``mse``."""
+    return ((outputs - targets) ** 2).mean()
+
+
+@LOSSES.register("cross_entropy")
+def cross_entropy(outputs: Tensor, targets: Tensor) -> Tensor:
+    """Softmax cross-entropy against integer class labels, mean over examples."""
+    return F.cross_entropy(outputs, targets)

@@ -1,0 +1,88 @@
+"""Optimisers as explicit update rules on a flat parameter vector.
+
+An optimiser is a frozen dataclass of hyper-parameters with two pure functions:
+``init(theta) -> state`` and ``step(theta, state, value_and_grad) -> (theta, state)``.
+``value_and_grad(theta) -> (L, grad L)`` is passed in, so a rule that evaluates the gradient
+elsewhere than at ``theta`` (SAM) needs no special support. Each docstring states the rule
+and its stability edge on a quadratic ``L = 1/2 w^T A w`` (Cohen et al. 2021, arXiv
+2103.00065, Sec. 2 and App. on momentum; the momentum edges are derived from the
+characteristic polynomial of the iteration along one eigenvector).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from torch import Tensor
+
+from .options import positive, unit_interval
+from .registry import Registry
+
+__all__ = ["OPTIMIZERS", "GD", "HeavyBall", "Nesterov", "ValueAndGrad"]
+
+ValueAndGrad = Callable[[Tensor], tuple[Tensor, Tensor]]
+OPTIMIZERS: Registry[type] = Registry("optimizer")
+
+
+@OPTIMIZERS.register("gd")
+@dataclass(frozen=True)
+class GD:
+    """Full-batch gradient descent, ``theta <- theta - lr * grad L(theta)``.
+
+    Along an eigenvector of curvature ``lam`` the error is multiplied by ``1 - lr * lam``:
+    stable iff ``lam < 2 / lr``.
+    """
+
+    lr: float = field(metadata=positive)
+
+    def init(self, theta: Tensor) -> Any:
+        return ()
+
+    def step(self, theta: Tensor, state: Any, value_and_grad: ValueAndGrad) -> tuple[Tensor, Any]:
+        _, g = value_and_grad(theta)
+        return theta - self.lr * g, state
+
+
+@OPTIMIZERS.register("heavy_ball")
+@dataclass(frozen=True)
+class HeavyBall:
+    """Polyak heavy-ball momentum in PyTorch's convention (``torch.optim.SGD``, dampening 0):
+    ``b <- momentum * b + grad L(theta)``, ``theta <- theta - lr * b``.
+
+    Characteristic polynomial ``z^2 - (1 + beta - lr*lam) z + beta``: stable iff
+    ``lam < (2 + 2 beta) / lr``.
+    """
+
+    lr: float = field(metadata=positive)
+    momentum: float = field(default=0.9, metadata=unit_interval)
+
+    def init(self, theta: Tensor) -> Tensor:
+        return theta.new_zeros(theta.shape)
+
+    def step(self, theta: Tensor, state: Tensor, value_and_grad: ValueAndGrad) -> tuple[Tensor, Tensor]:
+        _, g = value_and_grad(theta)
+        buf = self.momentum * state + g
+        return theta - self.lr * buf, buf
+
+
+@OPTIMIZERS.register("nesterov")
+@dataclass(frozen=True)
+class Nesterov:
+    """Nesterov momentum in PyTorch's convention: ``b <- momentum * b + g``,
+    ``theta <- theta - lr * (g + momentum * b)``.
+
+    Characteristic polynomial ``z^2 - (1 - lr*lam)(1 + beta) z + (1 - lr*lam) beta``:
+    stable iff ``lam < (2 + 2 beta) / (lr (1 + 2 beta))``.
+    """
+
+    lr: float = field(metadata=positive)
+    momentum: float = field(default=0.9, metadata=unit_interval)
+
+    def init(self, theta: Tensor) -> Tensor:
+        return theta.new_zeros(theta.shape)
+
+    def step(self, theta: Tensor, state: Tensor, value_and_grad: ValueAndGrad) -> tuple[Tensor, Tensor]:
+        _, g = value_and_grad(theta)
+        buf = self.momentum * state + g
+        return theta - self.lr * (g + self.momentum * buf), buf

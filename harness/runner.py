@@ -1,0 +1,184 @@
+"""Expanding suites into cases and running them.
+
+A case is one sweep point x seed x device. Running it builds the problem, the optimiser and
+the measures, iterates ``theta_{t+1} = step(theta_t)`` for ``run.steps`` steps, records every
+due measure at ``theta_t`` (before the update), stops at the first non-finite loss or
+parameter (divergence), evaluates every expectation and returns a :class:`CaseResult`, whose
+``record()`` is the JSON result record (``docs/result-schema.md``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator
+
+import torch
+
+from .environment import environment
+from .expectations import Verdict, evaluate
+from .measures import StepContext
+from .records import RECORD_SCHEMA
+from .suite import Suite
+
+__all__ = ["Case", "CaseResult", "expand", "run_case", "cuda_available", "default_device"]
+
+
+def cuda_available() -> bool:
+    return torch.cuda.is_available()
+
+
+def default_device() -> str:
+    """CUDA when available, else CPU."""
+    return "cuda" if cuda_available() else "cpu"
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+@dataclass(frozen=True)
+class Case:
+    """One sweep point x seed x device of a suite."""
+
+    suite: Suite
+    point: tuple[tuple[str, Any], ...]
+    seed: int
+    device: str
+
+    @property
+    def dtype(self) -> str:
+        return self.suite.dtypes[self.device]
+
+    @property
+    def id(self) -> str:
+        parts = [f"{k}={_fmt(v)}" for k, v in self.point] + [f"seed={self.seed}", self.device]
+        return "-".join(parts)
+
+    @property
+    def hyper(self) -> dict[str, Any]:
+        """The optimiser's hyper-parameters at this point (fixed ones and sweep values)."""
+        return {**self.suite.optimizer_table, **dict(self.point)}
+
+
+def expand(suite: Suite, devices: list[str] | None = None) -> list[Case]:
+    """Every case of ``suite`` on ``devices`` (default: the suite's own devices)."""
+    devs = [d for d in suite.devices if devices is None or d in devices]
+    return [Case(suite, tuple(point.items()), seed, dev)
+            for dev in devs for point in suite.sweep_points() for seed in suite.seeds]
+
+
+@dataclass
+class CaseResult:
+    """Trajectories, verdicts and provenance of one case."""
+
+    case: Case
+    trajectories: dict[str, dict[str, list]] = field(default_factory=dict)
+    verdicts: list[Verdict] = field(default_factory=list)
+    diverged_at: int | None = None
+    skipped: str | None = None
+    wall_time_s: float = 0.0
+    environment: dict[str, Any] = field(default_factory=dict)
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool:
+        return self.skipped is None and all(v.passed for v in self.verdicts)
+
+    @property
+    def status(self) -> str:
+        if self.skipped is not None:
+            return "skipped"
+        return "passed" if self.passed else "failed"
+
+    def record(self, run_id: str) -> dict[str, Any]:
+        c, s = self.case, self.case.suite
+        return {
+            "schema": RECORD_SCHEMA,
+            "run_id": run_id,
+            "suite": {"id": s.id, "file": s.file, "sha256": s.sha256, "claim": s.claim, "source": s.source},
+            "case": {"id": c.id, "params": dict(c.point), "hyper": c.hyper, "seed": c.seed,
+                     "device": c.device, "dtype": c.dtype, "steps": s.steps,
+                     "problem": {k: v for k, v in s.problem_table.items()},
+                     "optimizer": s.optimizer_kind},
+            "status": self.status,
+            "skipped": self.skipped,
+            "diverged_at": self.diverged_at,
+            "wall_time_s": self.wall_time_s,
+            "info": self.info,
+            "environment": self.environment,
+            "trajectories": self.trajectories,
+            "expectations": [v.to_dict() for v in self.verdicts],
+        }
+
+
+@contextlib.contextmanager
+def precision(device: str, matmul_precision: str) -> Iterator[None]:
+    """float32 matmul precision for the run ("highest": TF32 off), restored afterwards."""
+    old = (torch.get_float32_matmul_precision(), torch.backends.cuda.matmul.allow_tf32,
+           torch.backends.cudnn.allow_tf32)
+    torch.set_float32_matmul_precision(matmul_precision)
+    allow = matmul_precision != "highest"
+    torch.backends.cuda.matmul.allow_tf32 = allow
+    torch.backends.cudnn.allow_tf32 = allow
+    try:
+        yield
+    finally:
+        torch.set_float32_matmul_precision(old[0])
+        torch.backends.cuda.matmul.allow_tf32 = old[1]
+        torch.backends.cudnn.allow_tf32 = old[2]
+
+
+def _finite(x: torch.Tensor) -> bool:
+    return bool(torch.isfinite(x).all())
+
+
+def run_case(case: Case, progress: Callable[[int, int], None] | None = None) -> CaseResult:
+    """Run one case; a case on an unavailable device comes back skipped, with the reason."""
+    suite = case.suite
+    result = CaseResult(case)
+    if case.device == "cuda" and not cuda_available():
+        result.skipped = "CUDA is not available on this machine"
+        return result
+    start = time.perf_counter()
+    dtype = getattr(torch, case.dtype)
+    device = torch.device(case.device)
+    with precision(case.device, suite.matmul_precision):
+        result.environment = environment(case.device, case.dtype, suite.file, suite.sha256)
+        problem = suite.problem.build(case.seed, dtype, device)
+        optimizer = suite.optimizer(dict(case.point))
+        result.info = {"n_params": problem.info.get("n_params")}
+        memories: dict[str, dict] = {name: {} for name in suite.measures}
+        traj = {name: {"steps": [], "values": [], "aux": {}} for name in suite.measures}
+        theta, state = problem.theta0, optimizer.init(problem.theta0)
+        for step in range(suite.steps + 1):
+            ctx = StepContext(step, theta, problem, optimizer)
+            for name, spec in suite.measures.items():
+                if not spec.due(step, suite.steps):
+                    continue
+                m = spec.measure(ctx, memories[name])
+                t = traj[name]
+                t["steps"].append(step)
+                t["values"].append(m.value)
+                for key, val in m.aux.items():
+                    t["aux"].setdefault(key, [None] * (len(t["steps"]) - 1)).append(val)
+                for key, col in t["aux"].items():
+                    if len(col) < len(t["steps"]):
+                        col.append(None)
+            if not math.isfinite(ctx.loss) or not _finite(theta):
+                result.diverged_at = step
+                break
+            if progress is not None and step % 50 == 0:
+                progress(step, suite.steps)
+            if step == suite.steps:
+                break
+            theta, state = optimizer.step(theta, state, ctx.value_and_grad)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+    result.trajectories = traj
+    hyper = case.hyper
+    result.verdicts = [evaluate(suite, e, traj, hyper, result.diverged_at, case.device) for e in suite.expectations]
+    result.wall_time_s = time.perf_counter() - start
+    return result

@@ -1,0 +1,470 @@
+"""Suite files: TOML (read with ``tomllib``) into frozen dataclasses, validated up front.
+
+The format is documented in ``docs/suite-format.md``. Every problem is reported as a
+:class:`~harness.errors.SuiteError` naming the file, the key path and what was expected.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import itertools
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from .errors import SuiteError
+from .measures import MEASURES
+from .optimizers import OPTIMIZERS
+from .options import build, check_keys, coerce, positive
+from .predictions import PREDICTIONS, arguments
+from .problems import PROBLEMS
+from .statistics import Statistic, parse_statistic
+
+__all__ = ["SCHEMA_VERSION", "Suite", "MeasureSpec", "EventSpec", "Window", "Expectation", "load_suite",
+           "DEVICES", "DTYPES"]
+
+SCHEMA_VERSION = 1
+DEVICES = ("cpu", "cuda")
+DTYPES = ("float32", "float64")
+_ID = re.compile(r"[a-z0-9][a-z0-9_.\-]*")
+
+
+@dataclass(frozen=True)
+class MeasureSpec:
+    """A named measure, its options and its cadence: every ``every`` steps, or every
+    ``coarse_every`` steps before step ``coarse_until``; always at the first and last step."""
+
+    name: str
+    kind: str
+    measure: Any
+    every: int = 1
+    coarse_until: int = 0
+    coarse_every: int = 0
+
+    def due(self, step: int, steps: int) -> bool:
+        if step in (0, steps):
+            return True
+        cadence = self.coarse_every if step < self.coarse_until else self.every
+        return step % cadence == 0
+
+
+@dataclass(frozen=True)
+class EventSpec:
+    """The first step at which a measure (or its ratio to a prediction) is ``>= above`` or
+    ``<= below``; windows may be anchored on it."""
+
+    name: str
+    measure: str
+    predict: str | None
+    args: dict
+    compare: str
+    above: float | None
+    below: float | None
+
+
+@dataclass(frozen=True)
+class Window:
+    """Steps ``[start, end]`` counted from an anchor: ``"start"`` (step 0), ``"end"`` (the last
+    step, counting back) or an event name. ``length`` in steps, or ``fraction`` of the run."""
+
+    anchor: str = "start"
+    offset: int = 0
+    length: int | None = None
+    fraction: float | None = None
+
+    def bounds(self, steps: int, event_step: int | None = None) -> tuple[int, int]:
+        length = self.length if self.length is not None else (
+            round(self.fraction * steps) if self.fraction is not None else None)
+        if self.anchor == "end":
+            end = steps - self.offset
+            start = 0 if length is None else end - length
+        else:
+            base = 0 if self.anchor == "start" else event_step
+            start = base + self.offset
+            end = steps if length is None else start + length
+        return max(start, 0), min(end, steps)
+
+    def describe(self) -> str:
+        parts = [f"anchor={self.anchor}"]
+        if self.offset:
+            parts.append(f"offset={self.offset}")
+        if self.length is not None:
+            parts.append(f"length={self.length}")
+        if self.fraction is not None:
+            parts.append(f"fraction={self.fraction:g}")
+        return ", ".join(parts)
+
+
+@dataclass(frozen=True)
+class _WindowTable:
+    anchor: str = "start"
+    offset: int = field(default=0, metadata={"check": "nonnegative"})
+    length: int | None = field(default=None, metadata={"check": "nonnegative"})
+    fraction: float | None = field(default=None, metadata={"check": "positive"})
+
+
+@dataclass(frozen=True)
+class _ToleranceTable:
+    """The keys a per-device override may change."""
+
+    target: float | None = None
+    rtol: float | None = field(default=None, metadata={"check": "nonnegative"})
+    atol: float | None = field(default=None, metadata={"check": "nonnegative"})
+    interval: list[float] | None = None
+    bound: float | None = None
+    threshold: float | None = None
+    within: int | None = field(default=None, metadata={"check": "nonnegative"})
+
+
+@dataclass(frozen=True)
+class _ExpectTable(_ToleranceTable):
+    name: str = ""
+    measure: str = ""
+    check: Literal["approx", "interval", "le", "ge", "lt", "gt", "reaches"] = "approx"
+    predict: str | None = None
+    args: dict | None = None
+    compare: Literal["ratio", "difference"] | None = None
+    statistic: Any = None
+    window: dict | None = None
+    direction: Literal["above", "below"] = "above"
+    on: dict | None = None
+    why: str = ""
+
+
+@dataclass(frozen=True)
+class Expectation:
+    """One asserted statement about a case's trajectory (see docs/suite-format.md)."""
+
+    name: str
+    measure: str
+    check: str
+    predict: str | None
+    args: dict
+    compare: str | None
+    statistic: Statistic | None
+    window: Window
+    target: float | None
+    rtol: float
+    atol: float
+    interval: tuple[float, float] | None
+    bound: float | None
+    threshold: float | None
+    direction: str
+    within: int | None
+    on: dict
+    why: str
+
+    def for_device(self, device: str) -> "Expectation":
+        """This expectation with the tolerance overrides for ``device`` applied."""
+        over = self.on.get(device)
+        if not over:
+            return self
+        changes = {k: v for k, v in dataclasses.asdict(over).items() if v is not None}
+        if "interval" in changes:
+            changes["interval"] = tuple(changes["interval"])
+        return dataclasses.replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class Suite:
+    """A validated suite file."""
+
+    file: str
+    sha256: str
+    id: str
+    claim: str
+    source: str
+    devices: tuple[str, ...]
+    dtypes: dict[str, str]
+    seeds: tuple[int, ...]
+    matmul_precision: str
+    slow: bool
+    problem_kind: str
+    problem: Any
+    problem_table: dict
+    optimizer_kind: str
+    optimizer_table: dict
+    sweep: dict[str, list]
+    steps: int
+    measures: dict[str, MeasureSpec]
+    events: dict[str, EventSpec]
+    expectations: tuple[Expectation, ...]
+
+    def sweep_points(self) -> list[dict[str, Any]]:
+        """Every combination of the sweep axes' values (one empty point without axes)."""
+        names = list(self.sweep)
+        return [dict(zip(names, combo)) for combo in itertools.product(*(self.sweep[n] for n in names))]
+
+    def optimizer(self, point: dict[str, Any]) -> Any:
+        """The optimiser of one sweep point."""
+        table = {**self.optimizer_table, **point}
+        return build(OPTIMIZERS[self.optimizer_kind], table, self.file, "optimizer")
+
+
+@dataclass(frozen=True)
+class _SuiteTable:
+    id: str
+    claim: str
+    source: str
+    devices: list[str] = field(default_factory=lambda: list(DEVICES))
+    dtype: Any = "float64"
+    seeds: list[int] = field(default_factory=lambda: [0])
+    matmul_precision: Literal["highest", "high", "medium"] = "highest"
+    slow: bool = True
+
+
+@dataclass(frozen=True)
+class _RunTable:
+    steps: int = field(metadata=positive)
+
+
+def _kind(table: Any, file: str, path: str, registry) -> str:
+    if not isinstance(table, dict):
+        raise SuiteError(file, path, f"expected a table, got {table!r}")
+    if "kind" not in table:
+        raise SuiteError(file, f"{path}.kind", f"missing; expected one of {registry.names()}")
+    kind = table["kind"]
+    if kind not in registry:
+        raise SuiteError(file, f"{path}.kind", registry.unknown(kind))
+    return kind
+
+
+def _suite_table(raw: dict, file: str) -> _SuiteTable:
+    meta = build(_SuiteTable, raw.get("suite"), file, "suite")
+    if not _ID.fullmatch(meta.id):
+        raise SuiteError(file, "suite.id", f"expected lower-case letters, digits, '.', '_' or '-', got {meta.id!r}")
+    for i, d in enumerate(meta.devices):
+        if d not in DEVICES:
+            raise SuiteError(file, f"suite.devices[{i}]", f"expected one of {list(DEVICES)}, got {d!r}")
+    if not meta.devices:
+        raise SuiteError(file, "suite.devices", "expected at least one device")
+    if not meta.seeds or len(set(meta.seeds)) != len(meta.seeds):
+        raise SuiteError(file, "suite.seeds", f"expected a non-empty list of distinct integers, got {meta.seeds!r}")
+    return meta
+
+
+def _dtypes(meta: _SuiteTable, file: str) -> dict[str, str]:
+    if isinstance(meta.dtype, str):
+        table = {d: meta.dtype for d in meta.devices}
+    elif isinstance(meta.dtype, dict):
+        check_keys(meta.dtype, meta.devices, file, "suite.dtype")
+        missing = [d for d in meta.devices if d not in meta.dtype]
+        if missing:
+            raise SuiteError(file, "suite.dtype", f"no dtype for device(s) {missing}")
+        table = dict(meta.dtype)
+    else:
+        raise SuiteError(file, "suite.dtype", f"expected a dtype name or a table device -> dtype, got {meta.dtype!r}")
+    for dev, dt in table.items():
+        if dt not in DTYPES:
+            raise SuiteError(file, f"suite.dtype" + ("" if isinstance(meta.dtype, str) else f".{dev}"),
+                             f"expected one of {list(DTYPES)}, got {dt!r}")
+    return table
+
+
+def _measures(raw: Any, file: str, steps: int) -> dict[str, MeasureSpec]:
+    if not isinstance(raw, dict) or not raw:
+        raise SuiteError(file, "measures", "expected at least one [measures.NAME] table")
+    out = {}
+    for name, table in raw.items():
+        path = f"measures.{name}"
+        if not isinstance(table, dict):
+            raise SuiteError(file, path, f"expected a table, got {table!r}")
+        kind = table.get("kind", name)
+        if kind not in MEASURES:
+            raise SuiteError(file, f"{path}.kind" if "kind" in table else path, MEASURES.unknown(kind))
+        every = coerce(table.get("every", 1), int, file, f"{path}.every")
+        if every < 1:
+            raise SuiteError(file, f"{path}.every", f"expected an integer >= 1, got {every}")
+        coarse = table.get("coarse", {})
+        coarse = coerce(coarse, dict, file, f"{path}.coarse")
+        check_keys(coarse, ["until", "every"], file, f"{path}.coarse")
+        cu = coerce(coarse.get("until", 0), int, file, f"{path}.coarse.until")
+        ce = coerce(coarse.get("every", every), int, file, f"{path}.coarse.every")
+        if cu < 0 or ce < 1:
+            raise SuiteError(file, f"{path}.coarse", "expected until >= 0 and every >= 1")
+        measure = build(MEASURES[kind], table, file, path, skip=("kind", "every", "coarse"))
+        out[name] = MeasureSpec(name, kind, measure, every, cu, ce)
+    return out
+
+
+def _prediction(table: dict, file: str, path: str, optimizer_keys: set[str], measures: dict) -> tuple[str | None, dict, str | None]:
+    predict = table.get("predict")
+    args = table.get("args") or {}
+    compare = table.get("compare")
+    if predict is None:
+        if args:
+            raise SuiteError(file, f"{path}.args", "args given without a prediction ('predict')")
+        if compare is not None:
+            raise SuiteError(file, f"{path}.compare", "compare given without a prediction ('predict')")
+        return None, {}, None
+    if not isinstance(predict, str) or predict not in PREDICTIONS:
+        raise SuiteError(file, f"{path}.predict", PREDICTIONS.unknown(predict))
+    args = coerce(args, dict, file, f"{path}.args")
+    needed = arguments(predict)
+    check_keys(args, needed, file, f"{path}.args")
+    for key, value in args.items():
+        coerce(value, float, file, f"{path}.args.{key}")
+    for name in needed:
+        if name not in args and name not in optimizer_keys and name not in measures:
+            raise SuiteError(file, f"{path}.predict",
+                             f"prediction {predict!r} needs argument {name!r}, which is not in {path}.args, "
+                             f"not a hyper-parameter of the optimizer and not a measure of this suite")
+    return predict, {k: float(v) for k, v in args.items()}, compare or "ratio"
+
+
+def _events(raw: Any, file: str, optimizer_keys: set[str], measures: dict) -> dict[str, EventSpec]:
+    raw = coerce(raw or {}, dict, file, "events")
+    out = {}
+    for name, table in raw.items():
+        path = f"events.{name}"
+        table = coerce(table, dict, file, path)
+        check_keys(table, ["measure", "predict", "args", "compare", "above", "below"], file, path)
+        measure = table.get("measure")
+        if measure not in measures:
+            raise SuiteError(file, f"{path}.measure", f"expected one of the suite's measures {sorted(measures)}, got {measure!r}")
+        predict, args, compare = _prediction(table, file, path, optimizer_keys, measures)
+        above = coerce(table["above"], float, file, f"{path}.above") if "above" in table else None
+        below = coerce(table["below"], float, file, f"{path}.below") if "below" in table else None
+        if (above is None) == (below is None):
+            raise SuiteError(file, path, "expected exactly one of 'above' or 'below'")
+        if name in ("start", "end"):
+            raise SuiteError(file, path, "'start' and 'end' are reserved anchors")
+        out[name] = EventSpec(name, measure, predict, args, compare, above, below)
+    return out
+
+
+def _window(raw: Any, file: str, path: str, events: dict) -> Window:
+    if raw is None:
+        return Window()
+    t = build(_WindowTable, raw, file, path)
+    if t.anchor not in ("start", "end") and t.anchor not in events:
+        raise SuiteError(file, f"{path}.anchor",
+                         f"expected 'start', 'end' or an event of this suite {sorted(events)}, got {t.anchor!r}")
+    if t.length is not None and t.fraction is not None:
+        raise SuiteError(file, path, "give 'length' or 'fraction', not both")
+    if t.fraction is not None and t.fraction > 1:
+        raise SuiteError(file, f"{path}.fraction", f"expected a number in (0, 1], got {t.fraction!r}")
+    return Window(t.anchor, t.offset, t.length, t.fraction)
+
+
+_NEEDS = {"approx": (), "interval": ("interval",), "le": ("bound",), "ge": ("bound",), "lt": ("bound",), "gt": ("bound",),
+          "reaches": ("threshold", "within")}
+
+
+def _expectation(table: Any, i: int, file: str, optimizer_keys: set[str], measures: dict, events: dict,
+                 devices: tuple[str, ...]) -> Expectation:
+    path = f"expect[{i}]"
+    t = build(_ExpectTable, table, file, path)
+    for key in ("name", "measure"):
+        if key not in table:
+            raise SuiteError(file, f"{path}.{key}", "missing; expected a string")
+    if "check" not in table:
+        raise SuiteError(file, f"{path}.check", f"missing; expected one of {list(_NEEDS)}")
+    if t.measure not in measures:
+        raise SuiteError(file, f"{path}.measure", f"expected one of the suite's measures {sorted(measures)}, got {t.measure!r}")
+    predict, args, compare = _prediction(table, file, path, optimizer_keys, measures)
+    for need in _NEEDS[t.check]:
+        if getattr(t, need) is None:
+            raise SuiteError(file, f"{path}.{need}", f"missing; check {t.check!r} needs it")
+    if t.check == "approx":
+        if t.target is None and predict is None:
+            raise SuiteError(file, f"{path}.target", "missing; check 'approx' without a prediction needs a target")
+        if t.rtol is None and t.atol is None:
+            raise SuiteError(file, f"{path}.rtol", "missing; check 'approx' needs rtol and/or atol")
+    if t.interval is not None and (len(t.interval) != 2 or t.interval[0] > t.interval[1]):
+        raise SuiteError(file, f"{path}.interval", f"expected [low, high] with low <= high, got {t.interval!r}")
+    if t.check == "reaches":
+        if t.statistic is not None:
+            raise SuiteError(file, f"{path}.statistic", "check 'reaches' takes no statistic (it measures the steps to the threshold)")
+        statistic = None
+    else:
+        if t.statistic is None:
+            raise SuiteError(file, f"{path}.statistic", "missing; expected a statistic such as 'median' or 'p90'")
+        try:
+            statistic = parse_statistic(t.statistic)
+        except ValueError as exc:
+            raise SuiteError(file, f"{path}.statistic", str(exc)) from None
+    window = _window(t.window, file, f"{path}.window", events)
+    on = {}
+    for dev, over in (t.on or {}).items():
+        if dev not in devices:
+            raise SuiteError(file, f"{path}.on.{dev}", f"expected one of the suite's devices {list(devices)}")
+        on[dev] = build(_ToleranceTable, over, file, f"{path}.on.{dev}")
+    target = t.target if t.target is not None else ({"ratio": 1.0, "difference": 0.0}.get(compare) if predict else None)
+    return Expectation(
+        name=t.name, measure=t.measure, check=t.check, predict=predict, args=args, compare=compare,
+        statistic=statistic, window=window, target=target, rtol=t.rtol or 0.0, atol=t.atol or 0.0,
+        interval=tuple(t.interval) if t.interval is not None else None, bound=t.bound,
+        threshold=t.threshold, direction=t.direction, within=t.within, on=on, why=t.why)
+
+
+def load_suite(path: str | Path) -> Suite:
+    """Read and validate one suite file; raises :class:`SuiteError` on any problem."""
+    path = Path(path)
+    file = str(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise SuiteError(file, "", f"cannot read the file: {exc.strerror}") from None
+    try:
+        raw = tomllib.loads(data.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise SuiteError(file, "", "not UTF-8 text") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SuiteError(file, "", f"malformed TOML: {exc}") from None
+    check_keys(raw, ["schema", "suite", "problem", "optimizer", "run", "measures", "events", "expect"], file, "")
+    if "schema" not in raw:
+        raise SuiteError(file, "schema", f"missing; expected schema = {SCHEMA_VERSION}")
+    if raw["schema"] != SCHEMA_VERSION:
+        raise SuiteError(file, "schema", f"unsupported schema version {raw['schema']!r}; this harness reads {SCHEMA_VERSION}")
+    for key in ("suite", "problem", "optimizer", "run", "measures", "expect"):
+        if key not in raw:
+            raise SuiteError(file, key, "missing section")
+    meta = _suite_table(raw, file)
+    dtypes = _dtypes(meta, file)
+
+    pkind = _kind(raw["problem"], file, "problem", PROBLEMS)
+    problem = build(PROBLEMS[pkind], raw["problem"], file, "problem", skip=("kind",))
+
+    okind = _kind(raw["optimizer"], file, "optimizer", OPTIMIZERS)
+    otable = {k: v for k, v in raw["optimizer"].items() if k != "kind"}
+    sweep = {}
+    for key, value in otable.items():
+        if isinstance(value, list):
+            if not value:
+                raise SuiteError(file, f"optimizer.{key}", "a sweep axis needs at least one value")
+            sweep[key] = value
+    fixed = {k: v for k, v in otable.items() if k not in sweep}
+    # validate every sweep value by building each optimiser once
+    for point in itertools.product(*sweep.values()) if sweep else [()]:
+        table = {**fixed, **dict(zip(sweep, point))}
+        try:
+            build(OPTIMIZERS[okind], table, file, "optimizer")
+        except SuiteError as exc:
+            key = exc.key.split(".")[1] if exc.key.count(".") else ""
+            if key in sweep:
+                raise SuiteError(file, f"optimizer.{key}", exc.message) from None
+            raise
+    optimizer_keys = {f.name for f in dataclasses.fields(OPTIMIZERS[okind])}
+
+    run = build(_RunTable, raw["run"], file, "run")
+    measures = _measures(raw["measures"], file, run.steps)
+    events = _events(raw.get("events"), file, optimizer_keys, measures)
+    expects = raw["expect"]
+    if not isinstance(expects, list) or not expects:
+        raise SuiteError(file, "expect", "expected at least one [[expect]] table")
+    expectations = tuple(_expectation(t, i, file, optimizer_keys, measures, events, tuple(meta.devices))
+                         for i, t in enumerate(expects))
+    names = [e.name for e in expectations]
+    dup = {n for n in names if names.count(n) > 1}
+    if dup:
+        raise SuiteError(file, "expect", f"expectation names must be distinct; repeated: {sorted(dup)}")
+    return Suite(
+        file=file, sha256=hashlib.sha256(data).hexdigest(), id=meta.id, claim=meta.claim, source=meta.source,
+        devices=tuple(meta.devices), dtypes=dtypes, seeds=tuple(meta.seeds), matmul_precision=meta.matmul_precision,
+        slow=meta.slow, problem_kind=pkind, problem=problem, problem_table=dict(raw["problem"]),
+        optimizer_kind=okind, optimizer_table=fixed, sweep=sweep, steps=run.steps, measures=measures,
+        events=events, expectations=expectations)
