@@ -79,6 +79,7 @@ class CaseResult:
     verdicts: list[Verdict] = field(default_factory=list)
     diverged_at: int | None = None
     skipped: str | None = None
+    error: str | None = None
     wall_time_s: float = 0.0
     environment: dict[str, Any] = field(default_factory=dict)
     info: dict[str, Any] = field(default_factory=dict)
@@ -106,6 +107,7 @@ class CaseResult:
             "status": self.status,
             "skipped": self.skipped,
             "diverged_at": self.diverged_at,
+            "error": self.error,
             "wall_time_s": self.wall_time_s,
             "info": self.info,
             "environment": self.environment,
@@ -143,6 +145,18 @@ def run_case(case: Case, progress: Callable[[int, int], None] | None = None) -> 
         result.skipped = "CUDA is not available on this machine"
         return result
     start = time.perf_counter()
+    try:
+        _simulate(case, result, progress)
+    except Exception as exc:  # a crash inside a case is that case's failure, not the run's
+        result.error = f"{type(exc).__name__}: {exc}"
+        result.verdicts = [Verdict(e.name, False, e.measure, e.check, None, None, None, None, "", None, None,
+                                   f"the case raised {result.error}") for e in suite.expectations]
+    result.wall_time_s = time.perf_counter() - start
+    return result
+
+
+def _simulate(case: Case, result: CaseResult, progress) -> None:
+    suite = case.suite
     dtype = getattr(torch, case.dtype)
     device = torch.device(case.device)
     with precision(case.device, suite.matmul_precision):
@@ -180,5 +194,3 @@ def run_case(case: Case, progress: Callable[[int, int], None] | None = None) -> 
     result.trajectories = traj
     hyper = case.hyper
     result.verdicts = [evaluate(suite, e, traj, hyper, result.diverged_at, case.device) for e in suite.expectations]
-    result.wall_time_s = time.perf_counter() - start
-    return result

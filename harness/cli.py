@@ -1,0 +1,148 @@
+"""``theory-harness run`` and ``theory-harness list``.
+
+Exit codes: 0 every expectation holds, 1 at least one failed, 2 bad input or usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+
+from .errors import HarnessError
+from .records import new_run_id, record_path, write_json_atomic
+from .runner import CaseResult, cuda_available, default_device, expand, run_case
+from .suite import Suite, load_suite
+from .tables import SUMMARY_HEADER, format_table, summary_rows
+
+__all__ = ["main", "find_suites"]
+
+
+def find_suites(paths: list[str]) -> list[Path]:
+    """The suite files named by ``paths`` (files, or folders searched for ``*.toml``)."""
+    if not paths:
+        if not Path("suites").is_dir():
+            raise HarnessError("no suite paths given and no 'suites/' folder in the current directory")
+        paths = ["suites"]
+    files: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            files.extend(sorted(p.rglob("*.toml")))
+        elif p.is_file():
+            files.append(p)
+        else:
+            raise HarnessError(f"{p}: no such file or folder")
+    if not files:
+        raise HarnessError(f"no suite files (*.toml) under {', '.join(paths)}")
+    return files
+
+
+def _devices(choice: str | None) -> list[str] | None:
+    if choice is None:
+        return [default_device()]
+    if choice == "all":
+        return None
+    if choice == "cuda" and not cuda_available():
+        raise HarnessError("--device cuda: CUDA is not available on this machine (torch "
+                           f"{torch.__version__}, torch.cuda.is_available() is False)")
+    return [choice]
+
+
+class _Progress:
+    """One self-overwriting status line on a terminal; nothing otherwise."""
+
+    def __init__(self, total: int, stream=sys.stderr):
+        self.total, self.stream = total, stream
+        self.on = stream.isatty()
+        self.index, self.label = 0, ""
+
+    def case(self, index: int, label: str) -> None:
+        self.index, self.label = index, label
+        self(0, 1)
+
+    def __call__(self, step: int, steps: int) -> None:
+        if self.on:
+            self.stream.write(f"\r\033[K[{self.index}/{self.total}] {self.label}  step {step}/{steps}")
+            self.stream.flush()
+
+    def done(self) -> None:
+        if self.on:
+            self.stream.write("\r\033[K")
+            self.stream.flush()
+
+
+def _run(args: argparse.Namespace) -> int:
+    devices = _devices(args.device)
+    suites: list[Suite] = [load_suite(f) for f in find_suites(args.paths)]
+    cases = [c for s in suites for c in expand(s, devices)]
+    if not cases:
+        raise HarnessError(f"no cases: none of the suites declares device(s) {devices}")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    run_id = new_run_id()
+    out = Path(args.out)
+    progress = _Progress(len(cases))
+    results: list[CaseResult] = []
+    for i, case in enumerate(cases, 1):
+        progress.case(i, f"{case.suite.id} {case.id}")
+        result = run_case(case, progress)
+        results.append(result)
+        write_json_atomic(record_path(out, run_id, case.suite.id, case.id), result.record(run_id))
+    progress.done()
+    summary = {"schema": "theory-harness/summary/1", "run_id": run_id,
+               "cases": [{"suite": r.case.suite.id, "case": r.case.id, "status": r.status,
+                          "wall_time_s": r.wall_time_s,
+                          "expectations": [v.to_dict() for v in r.verdicts]} for r in results]}
+    write_json_atomic(out / run_id / "summary.json", summary)
+    print(format_table(SUMMARY_HEADER, summary_rows(results)))
+    n_pass = sum(r.status == "passed" for r in results)
+    n_fail = sum(r.status == "failed" for r in results)
+    n_skip = sum(r.status == "skipped" for r in results)
+    print(f"\ncases: {n_pass} passed, {n_fail} failed, {n_skip} skipped; "
+          f"records in {out / run_id}")
+    return 1 if n_fail else 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    rows = []
+    for f in find_suites(args.paths):
+        s = load_suite(f)
+        n = len(s.sweep_points()) * len(s.seeds)
+        rows.append([s.id, str(f), ",".join(s.devices), str(n), str(len(s.expectations)), s.claim[:70]])
+    print(format_table(["suite", "file", "devices", "cases/device", "expectations", "claim"], rows))
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="theory-harness", description="Run theory suites: "
+                                "predictions of optimisation theory checked against measurements.")
+    sub = p.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run suites and write one JSON record per case")
+    run.add_argument("paths", nargs="*", help="suite files or folders (default: suites/)")
+    run.add_argument("--device", choices=["cpu", "cuda", "all"], default=None,
+                     help="device to run on (default: cuda when available, else cpu; all: every device a suite declares)")
+    run.add_argument("--out", default="results", help="folder for result records (default: results/)")
+    run.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    run.set_defaults(func=_run)
+    ls = sub.add_parser("list", help="list suites")
+    ls.add_argument("paths", nargs="*", help="suite files or folders (default: suites/)")
+    ls.set_defaults(func=_list)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = parser()
+    try:
+        args = p.parse_args(argv)
+    except SystemExit as exc:  # argparse: 2 for usage errors, 0 for --help
+        return int(exc.code or 0)
+    try:
+        return args.func(args)
+    except HarnessError as exc:
+        print(f"theory-harness: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("theory-harness: interrupted; records written so far are complete", file=sys.stderr)
+        return 130
