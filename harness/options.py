@@ -9,13 +9,13 @@ file, the key path and what was expected. Unknown keys are errors (a typo never 
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import math
 import types
 import typing
 from typing import Any, Literal
 
 from .errors import SuiteError
+from .registry import suggest
 
 __all__ = ["build", "positive", "nonnegative", "unit_interval", "check_keys", "describe"]
 
@@ -35,9 +35,7 @@ def check_keys(table: dict, allowed: typing.Iterable[str], file: str, path: str)
     allowed = list(allowed)
     for key in table:
         if key not in allowed:
-            close = difflib.get_close_matches(key, allowed, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise SuiteError(file, _join(path, key), f"unknown key{hint}; allowed keys: {sorted(allowed)}")
+            raise SuiteError(file, _join(path, key), f"unknown key{suggest(key, allowed)}; allowed keys: {sorted(allowed)}")
 
 
 def _join(path: str, key: str | int) -> str:
@@ -78,8 +76,7 @@ def coerce(value: Any, tp: Any, file: str, path: str) -> Any:
         raise SuiteError(file, path, f"expected {describe(tp)}, got {value!r}")
     if origin is Literal:
         if value not in typing.get_args(tp):
-            close = difflib.get_close_matches(str(value), [str(a) for a in typing.get_args(tp)], n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            hint = suggest(str(value), [str(a) for a in typing.get_args(tp)])
             raise SuiteError(file, path, f"expected {describe(tp)}, got {value!r}{hint}")
         return value
     if origin in (list, tuple):
@@ -120,8 +117,8 @@ def build(cls: type, table: dict, file: str, path: str, skip: typing.Iterable[st
         raise SuiteError(file, path, f"expected a table, got {table!r}")
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    check_keys(table, [*fields, *skip], file, path)
     table = {k: v for k, v in table.items() if k not in set(skip)}
-    check_keys(table, fields, file, path)
     kwargs = {}
     for name, f in fields.items():
         key = _join(path, name)

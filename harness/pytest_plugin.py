@@ -116,4 +116,4 @@ class CaseItem(pytest.Item):
         return super().repr_failure(excinfo)
 
     def reportinfo(self):
-        return self.path, None, f"{self.case.suite.id}::{self.case.id}"
+        return self.path, 0, f"{self.case.suite.id}::{self.case.id}"

@@ -5,9 +5,17 @@ from __future__ import annotations
 import difflib
 from typing import Generic, Iterator, TypeVar
 
-__all__ = ["Registry"]
+__all__ = ["Registry", "suggest"]
 
 T = TypeVar("T")
+
+
+def suggest(name: str, choices: list[str]) -> str:
+    """`` (did you mean 'x'?)`` for the closest choice (by similarity or prefix), else ``""``."""
+    close = difflib.get_close_matches(str(name), choices, n=1)
+    if not close:
+        close = [c for c in choices if c.startswith(str(name)) or str(name).startswith(c)][:1]
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 class Registry(Generic[T]):
@@ -43,6 +51,4 @@ class Registry(Generic[T]):
 
     def unknown(self, name: str) -> str:
         """The message for an unknown name: what exists and the closest match."""
-        close = difflib.get_close_matches(str(name), self.names(), n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        return f"unknown {self.kind} {name!r}{hint}; expected one of {self.names()}"
+        return f"unknown {self.kind} {name!r}{suggest(name, self.names())}; expected one of {self.names()}"

@@ -1,0 +1,59 @@
+import pytest
+import torch
+
+from harness import expand, load_suite, run_case
+from suite_text import VALID, write
+
+
+@pytest.fixture
+def suite(tmp_path):
+    return load_suite(write(tmp_path))
+
+
+def test_expand_is_sweep_times_seeds_times_devices(suite):
+    cases = expand(suite)
+    assert len(cases) == 2 * 2 * 2
+    assert len(expand(suite, ["cpu"])) == 4
+    assert {c.id for c in expand(suite, ["cpu"])} == {
+        "lr=0.1-seed=0-cpu", "lr=0.1-seed=1-cpu", "lr=0.2-seed=0-cpu", "lr=0.2-seed=1-cpu"}
+
+
+def test_run_records_trajectories_and_verdicts(suite):
+    r = run_case(expand(suite, ["cpu"])[0])
+    assert r.status == "passed", [v.message for v in r.verdicts]
+    lam = r.trajectories["lambda_max"]
+    assert lam["steps"] == [0, 10, 20, 30, 40, 50, 60]
+    assert lam["values"][0] == pytest.approx(4.0, rel=1e-8)  # the known top eigenvalue
+    assert all(lam["aux"]["converged"])
+    assert len(r.trajectories["loss"]["steps"]) == 61
+    rec = r.record("run-x")
+    assert rec["schema"] == "theory-harness/result/1" and rec["case"]["params"] == {"lr": 0.1}
+    env = rec["environment"]
+    for key in ("torch", "device_name", "dtype", "float32_matmul_precision", "cuda_matmul_allow_tf32", "git", "suite_sha256"):
+        assert key in env
+
+
+def test_a_diverging_run_is_a_failure_not_a_crash(tmp_path):
+    s = load_suite(write(tmp_path, VALID.replace("lr = [0.1, 0.2]", "lr = 1000.0")))
+    r = run_case(expand(s, ["cpu"])[0])
+    assert r.status == "failed" and r.diverged_at is not None
+    assert all("diverged" in v.message for v in r.verdicts)
+
+
+def test_cuda_case_without_a_gpu_is_skipped_with_a_reason(suite):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    r = run_case(expand(suite, ["cuda"])[0])
+    assert r.status == "skipped" and "CUDA" in r.skipped
+
+
+def test_a_crash_inside_a_case_is_reported_as_its_failure(suite, monkeypatch):
+    import harness.measures as measures
+
+    def broken(self, ctx, memory):
+        raise RuntimeError("kernel exploded")
+
+    monkeypatch.setattr(measures.LambdaMax, "__call__", broken)
+    r = run_case(expand(suite, ["cpu"])[0])
+    assert r.status == "failed" and "kernel exploded" in r.error
+    assert all("kernel exploded" in v.message for v in r.verdicts)

@@ -1,0 +1,88 @@
+import numpy as np
+import pytest
+import scipy.sparse.linalg as sla
+import torch
+
+from conftest import tiny_problem
+from harness import LinearOperator, MeasurementError, hessian_operator, lanczos
+
+
+def matrix_operator(A):
+    return LinearOperator(lambda v: A @ v, A.shape[0], A.dtype, A.device)
+
+
+def random_symmetric(n, seed, device="cpu"):
+    g = torch.Generator().manual_seed(seed)
+    q, _ = torch.linalg.qr(torch.randn(n, n, generator=g, dtype=torch.float64))
+    lam = torch.randn(n, generator=g, dtype=torch.float64) * 3
+    return ((q * lam) @ q.T).to(device)
+
+
+@pytest.mark.parametrize("k", [1, 3])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_top_k_matches_eigvalsh(device, k, seed):
+    A = random_symmetric(40, seed, device)
+    res = lanczos(matrix_operator(A), k=k, tol=1e-10, max_iter=40)
+    ref = np.sort(np.linalg.eigvalsh(A.cpu().numpy()))[::-1][:k]
+    assert res.converged
+    np.testing.assert_allclose(res.eigenvalues.numpy(), ref, rtol=1e-9)
+    for i in range(k):  # the reported residual is the true residual of the returned pair
+        y = res.eigenvectors[:, i]
+        true = float((A @ y - res.eigenvalues[i].item() * y).norm())
+        assert true <= 1e-8 * abs(ref[i]) + 1e-12
+        assert abs(true - float(res.residuals[i])) <= 1e-8 * abs(ref[i])
+
+
+def test_smallest_algebraic():
+    A = random_symmetric(30, 5)
+    res = lanczos(matrix_operator(A), k=2, tol=1e-10, which="SA", max_iter=30)
+    np.testing.assert_allclose(res.eigenvalues.numpy(), np.sort(np.linalg.eigvalsh(A.numpy()))[:2], rtol=1e-9)
+
+
+def test_hessian_top_eigenvalue_matches_dense_and_scipy_eigsh():
+    obj, theta = tiny_problem(seed=11)
+    op = hessian_operator(obj, theta)
+    res = lanczos(op, k=2, tol=1e-8)
+    H = op.dense().numpy()
+    dense = np.sort(np.linalg.eigvalsh(H))[::-1][:2]
+    arpack = np.sort(sla.eigsh(H, k=2, which="LA", tol=1e-12)[0])[::-1]
+    np.testing.assert_allclose(res.eigenvalues.numpy(), dense, rtol=1e-7)
+    np.testing.assert_allclose(res.eigenvalues.numpy(), arpack, rtol=1e-7)
+
+
+def test_warm_start_needs_fewer_products():
+    A = random_symmetric(200, 3)
+    cold = lanczos(matrix_operator(A), tol=1e-6, max_iter=200)
+    A2 = A + 1e-4 * random_symmetric(200, 4)
+    warm = lanczos(matrix_operator(A2), tol=1e-6, max_iter=200, v0=cold.eigenvectors[:, 0])
+    cold2 = lanczos(matrix_operator(A2), tol=1e-6, max_iter=200)
+    assert warm.converged and cold2.converged
+    assert warm.n_matvecs < cold2.n_matvecs
+    assert abs(warm.eigenvalues[0] - cold2.eigenvalues[0]) <= 1e-5 * abs(cold2.eigenvalues[0])
+
+
+def test_non_convergence_is_reported_not_returned():
+    A = random_symmetric(300, 6)
+    res = lanczos(matrix_operator(A), tol=1e-12, max_iter=5)
+    assert not res.converged and res.n_matvecs == 5
+    assert float(res.relative_residuals[0]) > 1e-12
+    with pytest.raises(MeasurementError, match="did not converge"):
+        res.top()
+
+
+def test_low_rank_operator_invariant_subspace():
+    g = torch.Generator().manual_seed(0)
+    u = torch.randn(50, 2, generator=g, dtype=torch.float64)
+    A = u @ torch.diag(torch.tensor([5.0, 2.0], dtype=torch.float64)) @ u.T  # rank 2
+    res = lanczos(matrix_operator(A), k=3, tol=1e-8, max_iter=50)
+    ref = np.sort(np.linalg.eigvalsh(A.numpy()))[::-1][:3]
+    assert res.converged
+    np.testing.assert_allclose(res.eigenvalues.numpy(), ref, rtol=1e-8, atol=1e-10)
+
+
+def test_bad_arguments():
+    A = random_symmetric(5, 0)
+    with pytest.raises(ValueError):
+        lanczos(matrix_operator(A), k=6)
+    with pytest.raises(ValueError):
+        lanczos(matrix_operator(A), which="LM")

@@ -1,0 +1,34 @@
+import numpy as np
+import pytest
+
+from harness.statistics import Statistic, StatisticError, parse_statistic
+
+
+def test_named_and_parametrised_statistics():
+    s = np.arange(6)
+    v = np.array([3.0, 1.0, 2.0, 5.0, 4.0, 6.0])
+    assert parse_statistic("median")(s, v) == 3.5
+    assert parse_statistic("p90")(s, v) == pytest.approx(np.percentile(v, 90))
+    assert parse_statistic({"name": "percentile", "q": 10})(s, v) == pytest.approx(np.percentile(v, 10))
+    assert parse_statistic("frac_increasing")(s, v) == pytest.approx(3 / 5)
+    assert parse_statistic("frac_decreasing")(s, v) == pytest.approx(2 / 5)
+    assert parse_statistic("last_over_first")(s, v) == 2.0
+    assert parse_statistic({"name": "fraction_above", "threshold": 3.5})(s, v) == pytest.approx(0.5)
+
+
+def test_non_finite_values_are_refused_with_their_steps():
+    with pytest.raises(StatisticError, match=r"steps 20"):
+        Statistic("median")(np.array([10, 20]), np.array([1.0, np.nan]))
+
+
+def test_too_short_windows_are_refused():
+    with pytest.raises(StatisticError, match="at least 2"):
+        Statistic("frac_increasing")(np.array([0]), np.array([1.0]))
+    with pytest.raises(StatisticError, match="holds 0"):
+        Statistic("median")(np.array([], dtype=int), np.array([]))
+
+
+@pytest.mark.parametrize("bad", ["p101", "average", {"name": "percentile"}, {"name": "percentile", "q": "x"}, 3])
+def test_unknown_statistics(bad):
+    with pytest.raises(ValueError):
+        parse_statistic(bad)

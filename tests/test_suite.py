@@ -1,0 +1,76 @@
+import pytest
+
+from harness import SuiteError, load_suite
+from suite_text import VALID, write
+
+
+def test_valid_suite_loads(tmp_path):
+    s = load_suite(write(tmp_path))
+    assert s.id == "test.tiny" and s.steps == 60 and s.sweep == {"lr": [0.1, 0.2]}
+    assert [e.name for e in s.expectations] == ["sharpness_below_edge", "loss_falls", "monotone_after_event"]
+    assert s.expectations[0].target == 1.0 and s.expectations[0].compare == "ratio"
+    assert len(s.sha256) == 64
+
+
+# (edit applied to the valid text, the key path the message must name, a phrase it must hold)
+BAD = [
+    (lambda t: t.replace('[run]\nsteps = 60', '[run]\nsteps = 60\n[run'), "", "malformed TOML"),
+    (lambda t: t.replace("steps = 60", "step = 60"), "run.step", "did you mean 'steps'"),
+    (lambda t: t.replace("steps = 60", "steps = 0"), "run.steps", "> 0"),
+    (lambda t: t.replace("steps = 60", 'steps = "60"'), "run.steps", "expected an integer"),
+    (lambda t: t.replace("lr = [0.1, 0.2]", "lr = [0.1, -0.2]"), "optimizer.lr", "> 0"),
+    (lambda t: t.replace("lr = [0.1, 0.2]", "lr = 0"), "optimizer.lr", "> 0"),
+    (lambda t: t.replace("lr = [0.1, 0.2]", ""), "optimizer.lr", "missing"),
+    (lambda t: t.replace('kind = "gd"', 'kind = "adam"'), "optimizer.kind", "unknown optimizer 'adam'"),
+    (lambda t: t.replace('kind = "quadratic"', 'kind = "quadratc"'), "problem.kind", "did you mean 'quadratic'"),
+    (lambda t: t.replace('predict = "gd_edge"', 'predict = "gd_egde"'), "expect[0].predict", "did you mean 'gd_edge'"),
+    (lambda t: t.replace('predict = "gd_edge"', 'predict = "heavy_ball_edge"'), "expect[0].predict", "'momentum'"),
+    (lambda t: t.replace('measure = "lambda_max"\npredict', 'measure = "lambda_min"\npredict'), "expect[0].measure", "lambda_min"),
+    (lambda t: t.replace("[measures.lambda_max]", "[measures.sharpness]"), "measures.sharpness", "unknown measure 'sharpness'"),
+    (lambda t: t.replace('statistic = "max"', 'statistic = "maximum"'), "expect[0].statistic", "unknown statistic"),
+    (lambda t: t.replace('check = "le"\nbound = 0.9', 'check = "le"'), "expect[0].bound", "missing"),
+    (lambda t: t.replace('check = "le"\nbound = 0.9', 'check = "aprox"\nrtol = 0.1'), "expect[0].check", "did you mean 'approx'"),
+    (lambda t: t.replace('anchor = "low_loss"', 'anchor = "high_loss"'), "expect[2].window.anchor", "event"),
+    (lambda t: t.replace("tol = 1e-8", "tol = -1e-8"), "measures.lambda_max.tol", "> 0"),
+    (lambda t: t.replace("tol = 1e-8", "tolerance = 1e-8"), "measures.lambda_max.tolerance", "did you mean 'tol'"),
+    (lambda t: t.replace('dtype = "float64"', 'dtype = "float16"'), "suite.dtype", "float32"),
+    (lambda t: t.replace('devices = ["cpu", "cuda"]', 'devices = ["cpu", "tpu"]'), "suite.devices[1]", "'cuda'"),
+    (lambda t: t.replace("schema = 1", "schema = 2"), "schema", "unsupported schema version"),
+    (lambda t: t.replace("schema = 1", ""), "schema", "missing"),
+    (lambda t: t.replace('claim = "GD', 'clam = "GD'), "suite.clam", "did you mean 'claim'"),
+    (lambda t: t.replace("eigenvalues = [4.0, 1.0, 0.5]", 'eigenvalues = [4.0, "one"]'), "problem.eigenvalues[1]", "number"),
+    (lambda t: t + '\n[extra]\nx = 1\n', "extra", "unknown key"),
+    (lambda t: t.replace('name = "loss_falls"', 'name = "sharpness_below_edge"'), "expect", "distinct"),
+    (lambda t: t.replace("bound = 0.9", "bound = 0.9\non = { tpu = { bound = 1.0 } }"), "expect[0].on.tpu", "devices"),
+    (lambda t: t.replace("within = 60", "within = 60\nstatistic = \"max\""), "expect[1].statistic", "takes no statistic"),
+]
+
+
+@pytest.mark.parametrize("edit,key,phrase", BAD, ids=[b[1] or "toml" for b in BAD])
+def test_malformed_suites_name_file_key_and_expectation(tmp_path, edit, key, phrase):
+    path = write(tmp_path, edit(VALID))
+    with pytest.raises(SuiteError) as err:
+        load_suite(path)
+    assert err.value.file == str(path)
+    assert err.value.key == key, str(err.value)
+    assert phrase in err.value.message, str(err.value)
+    assert str(err.value).startswith(f"{path}: ")
+
+
+def test_missing_file():
+    with pytest.raises(SuiteError, match="cannot read"):
+        load_suite("no/such/suite.toml")
+
+
+def test_device_override_applies_only_on_its_device(tmp_path):
+    text = VALID.replace("bound = 0.9", "bound = 0.9\non = { cuda = { bound = 0.95 } }")
+    e = load_suite(write(tmp_path, text)).expectations[0]
+    assert e.for_device("cpu").bound == 0.9 and e.for_device("cuda").bound == 0.95
+
+
+def test_shipped_suites_all_load():
+    from pathlib import Path
+    files = sorted(Path(__file__).parent.parent.joinpath("suites").glob("*.toml"))
+    assert files
+    for f in files:
+        load_suite(f)
