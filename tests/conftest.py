@@ -4,8 +4,6 @@ import torch
 from harness import FlatModule, Objective
 from harness.losses import mse
 
-pytest_plugins = ["pytester"]
-
 DEVICES = ["cpu", pytest.param("cuda", marks=[pytest.mark.cuda, pytest.mark.skipif(
     not torch.cuda.is_available(), reason="CUDA is not available on this machine")])]
 
