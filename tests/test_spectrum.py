@@ -86,3 +86,17 @@ def test_bad_arguments():
         lanczos(matrix_operator(A), k=6)
     with pytest.raises(ValueError):
         lanczos(matrix_operator(A), which="LM")
+
+
+@pytest.mark.parametrize("which", ["LA", "SA"])
+def test_reported_residual_is_the_true_residual_before_convergence(which):
+    A = random_symmetric(120, 7)
+    res = lanczos(matrix_operator(A), k=2, tol=1e-12, max_iter=8, which=which)
+    assert not res.converged
+    for i in range(2):
+        y, theta = res.eigenvectors[:, i], float(res.eigenvalues[i])
+        assert float(y.norm()) == pytest.approx(1.0, rel=1e-12)
+        assert float(y @ A @ y) == pytest.approx(theta, rel=1e-10)  # a Ritz value is a Rayleigh quotient
+        true = float((A @ y - theta * y).norm())
+        assert true > 1e-3
+        assert float(res.residuals[i]) == pytest.approx(true, rel=1e-8)
