@@ -44,21 +44,26 @@ class GD:
         return theta - self.lr * g, state
 
 
-@OPTIMIZERS.register("heavy_ball")
 @dataclass(frozen=True)
-class HeavyBall:
-    """Polyak heavy-ball momentum in PyTorch's convention (``torch.optim.SGD``, dampening 0):
-    ``b <- momentum * b + grad L(theta)``, ``theta <- theta - lr * b``.
-
-    Characteristic polynomial ``z^2 - (1 + beta - lr*lam) z + beta``: stable iff
-    ``lam < (2 + 2 beta) / lr``.
-    """
+class _Momentum:
+    """Hyper-parameters and state shared by the momentum rules: the buffer ``b``, zero at start."""
 
     lr: float = field(metadata=positive)
     momentum: float = field(default=0.9, metadata=unit_interval)
 
     def init(self, theta: Tensor) -> Tensor:
         return theta.new_zeros(theta.shape)
+
+
+@OPTIMIZERS.register("heavy_ball")
+@dataclass(frozen=True)
+class HeavyBall(_Momentum):
+    """Polyak heavy-ball momentum in PyTorch's convention (``torch.optim.SGD``, dampening 0):
+    ``b <- momentum * b + grad L(theta)``, ``theta <- theta - lr * b``.
+
+    Characteristic polynomial ``z^2 - (1 + beta - lr*lam) z + beta``: stable iff
+    ``lam < (2 + 2 beta) / lr``.
+    """
 
     def step(self, theta: Tensor, state: Tensor, value_and_grad: ValueAndGrad) -> tuple[Tensor, Tensor]:
         _, g = value_and_grad(theta)
@@ -68,19 +73,13 @@ class HeavyBall:
 
 @OPTIMIZERS.register("nesterov")
 @dataclass(frozen=True)
-class Nesterov:
+class Nesterov(_Momentum):
     """Nesterov momentum in PyTorch's convention: ``b <- momentum * b + g``,
     ``theta <- theta - lr * (g + momentum * b)``.
 
     Characteristic polynomial ``z^2 - (1 - lr*lam)(1 + beta) z + (1 - lr*lam) beta``:
     stable iff ``lam < (2 + 2 beta) / (lr (1 + 2 beta))``.
     """
-
-    lr: float = field(metadata=positive)
-    momentum: float = field(default=0.9, metadata=unit_interval)
-
-    def init(self, theta: Tensor) -> Tensor:
-        return theta.new_zeros(theta.shape)
 
     def step(self, theta: Tensor, state: Tensor, value_and_grad: ValueAndGrad) -> tuple[Tensor, Tensor]:
         _, g = value_and_grad(theta)
