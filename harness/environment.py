@@ -18,6 +18,8 @@ def git_commit(where: str | Path) -> dict[str, object] | None:
     """``{"commit": sha, "dirty": bool}`` of the git checkout holding ``where``, or None."""
     cwd = Path(where).resolve()
     cwd = cwd if cwd.is_dir() else cwd.parent
+    if not cwd.exists():
+        cwd = Path.cwd()
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=10)
         if sha.returncode != 0:

@@ -102,13 +102,14 @@ def _fail(e: Expectation, message: str, window=None) -> Verdict:
 
 
 def evaluate(suite: Suite, e: Expectation, trajectories: dict, hyper: dict,
-             diverged_at: int | None = None, device: str = "cpu") -> Verdict:
-    """Evaluate expectation ``e`` (with ``device``'s tolerance overrides) on a case."""
+             divergence: str | None = None, device: str = "cpu") -> Verdict:
+    """Evaluate expectation ``e`` (with ``device``'s tolerance overrides) on a case.
+
+    ``divergence``: the message of a run that diverged; every expectation then fails with it.
+    """
     e = e.for_device(device)
-    if diverged_at is not None:
-        loss = trajectories.get("loss", {}).get("values", [])
-        return _fail(e, f"the run diverged at step {diverged_at} (non-finite loss or parameters"
-                        f"{'; last loss ' + format(loss[-1], '.4g') if loss else ''})")
+    if divergence is not None:
+        return _fail(e, divergence)
     event = None
     if e.window.anchor not in ("start", "end"):
         event = event_step(suite.events[e.window.anchor], trajectories, hyper)

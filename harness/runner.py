@@ -169,6 +169,10 @@ def _simulate(case: Case, result: CaseResult, progress) -> None:
         theta, state = problem.theta0, optimizer.init(problem.theta0)
         for step in range(suite.steps + 1):
             ctx = StepContext(step, theta, problem, optimizer)
+            if not math.isfinite(ctx.loss) or not _finite(theta):
+                result.diverged_at = step
+                result.info["loss_at_divergence"] = ctx.loss
+                break
             for name, spec in suite.measures.items():
                 if not spec.due(step, suite.steps):
                     continue
@@ -181,9 +185,6 @@ def _simulate(case: Case, result: CaseResult, progress) -> None:
                 for key, col in t["aux"].items():
                     if len(col) < len(t["steps"]):
                         col.append(None)
-            if not math.isfinite(ctx.loss) or not _finite(theta):
-                result.diverged_at = step
-                break
             if progress is not None and step % 50 == 0:
                 progress(step, suite.steps)
             if step == suite.steps:
@@ -193,4 +194,8 @@ def _simulate(case: Case, result: CaseResult, progress) -> None:
             torch.cuda.synchronize(device)
     result.trajectories = traj
     hyper = case.hyper
-    result.verdicts = [evaluate(suite, e, traj, hyper, result.diverged_at, case.device) for e in suite.expectations]
+    divergence = None
+    if result.diverged_at is not None:
+        divergence = (f"the run diverged at step {result.diverged_at} (loss "
+                      f"{result.info['loss_at_divergence']:.4g}; non-finite loss or parameters)")
+    result.verdicts = [evaluate(suite, e, traj, hyper, divergence, case.device) for e in suite.expectations]

@@ -58,8 +58,8 @@ def test_reaches_reports_steps_to_threshold(suite):
 def test_divergence_fails_every_expectation_with_a_message(suite):
     traj = trajectories([(0, 1.0)], [1.0, float("inf")])
     for e in suite.expectations:
-        v = evaluate(suite, e, traj, {"lr": 0.1}, diverged_at=1)
-        assert not v.passed and "diverged at step 1" in v.message
+        v = evaluate(suite, e, traj, {"lr": 0.1}, divergence="the run diverged at step 1")
+        assert not v.passed and v.message == "the run diverged at step 1"
 
 
 def test_unconverged_measurement_in_window_fails(suite):

@@ -37,7 +37,8 @@ def test_a_diverging_run_is_a_failure_not_a_crash(tmp_path):
     s = load_suite(write(tmp_path, VALID.replace("lr = [0.1, 0.2]", "lr = 1000.0")))
     r = run_case(expand(s, ["cpu"])[0])
     assert r.status == "failed" and r.diverged_at is not None
-    assert all("diverged" in v.message for v in r.verdicts)
+    assert all(f"diverged at step {r.diverged_at}" in v.message for v in r.verdicts)
+    assert r.trajectories["loss"]["steps"][-1] == r.diverged_at - 1  # nothing measured at a non-finite iterate
 
 
 def test_cuda_case_without_a_gpu_is_skipped_with_a_reason(suite):
