@@ -13,7 +13,7 @@ import torch
 
 from .errors import HarnessError
 from .records import new_run_id, record_path, write_json_atomic
-from .runner import CaseResult, cuda_available, default_device, expand, run_case
+from .runner import CaseResult, cuda_available, default_device, evaluate_sweeps, expand, run_case, sweep_record
 from .suite import Suite, load_suite
 from .tables import SUMMARY_HEADER, format_table, summary_rows
 
@@ -91,18 +91,26 @@ def _run(args: argparse.Namespace) -> int:
         results.append(result)
         write_json_atomic(record_path(out, run_id, case.suite.id, case.id), result.record(run_id))
     progress.done()
+    sweeps = []  # (suite id, group id, verdict)
+    for suite in suites:
+        for key, (members, verdicts) in evaluate_sweeps(suite, results).items():
+            sweeps.extend((suite.id, key, v) for v in verdicts)
+            write_json_atomic(out / run_id / suite.id / f"sweep-{key}.json",
+                              sweep_record(suite, key, members, verdicts, run_id))
     summary = {"schema": "theory-harness/summary/1", "run_id": run_id,
                "cases": [{"suite": r.case.suite.id, "case": r.case.id, "status": r.status,
                           "wall_time_s": r.wall_time_s,
-                          "expectations": [v.to_dict() for v in r.verdicts]} for r in results]}
+                          "expectations": [v.to_dict() for v in r.verdicts]} for r in results],
+               "sweeps": [{"suite": sid, "group": key, "expectation": v.to_dict()} for sid, key, v in sweeps]}
     write_json_atomic(out / run_id / "summary.json", summary)
-    print(format_table(SUMMARY_HEADER, summary_rows(results)))
+    print(format_table(SUMMARY_HEADER, summary_rows(results, sweeps)))
     n_pass = sum(r.status == "passed" for r in results)
     n_fail = sum(r.status == "failed" for r in results)
     n_skip = sum(r.status == "skipped" for r in results)
-    print(f"\ncases: {n_pass} passed, {n_fail} failed, {n_skip} skipped; "
-          f"records in {out / run_id}")
-    return 1 if n_fail else 0
+    s_fail = sum(not v.passed for _, _, v in sweeps)
+    print(f"\ncases: {n_pass} passed, {n_fail} failed, {n_skip} skipped; sweep expectations: "
+          f"{len(sweeps) - s_fail} passed, {s_fail} failed; records in {out / run_id}")
+    return 1 if n_fail or s_fail else 0
 
 
 def _list(args: argparse.Namespace) -> int:

@@ -11,23 +11,32 @@ from torch import Tensor
 __all__ = ["gaussian_teacher", "gaussian_clusters"]
 
 
-def gaussian_teacher(n: int, d: int, k: int, seed: int, teacher_width: int = 64) -> tuple[Tensor, Tensor]:
+def gaussian_teacher(n: int, d: int, k: int, seed: int, teacher_width: int = 64,
+                     n_test: int = 0) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """Regression: ``x ~ N(0, I_d)``, ``y = tanh(x W) a`` from a random one-hidden-layer tanh
-    teacher (``W ~ N(0, 4/d)``, ``a ~ N(0, 1/width)``), targets scaled to unit std."""
+    teacher (``W ~ N(0, 4/d)``, ``a ~ N(0, 1/width)``), targets scaled by the training targets'
+    std. Returns ``(x, y, x_test, y_test)``; the test draws come last, so the training set does
+    not depend on ``n_test``."""
     g = torch.Generator().manual_seed(10_000 + seed)
     x = torch.randn(n, d, generator=g, dtype=torch.float64)
     w = torch.randn(d, teacher_width, generator=g, dtype=torch.float64) * (2.0 / math.sqrt(d))
     a = torch.randn(teacher_width, k, generator=g, dtype=torch.float64) / math.sqrt(teacher_width)
-    y = torch.tanh(x @ w) @ a
-    return x, y / y.std()
+    x_test = torch.randn(n_test, d, generator=g, dtype=torch.float64)
+    y, y_test = torch.tanh(x @ w) @ a, torch.tanh(x_test @ w) @ a
+    scale = y.std()
+    return x, y / scale, x_test, y_test / scale
 
 
-def gaussian_clusters(n: int, d: int, k: int, seed: int, separation: float = 3.0) -> tuple[Tensor, Tensor]:
+def gaussian_clusters(n: int, d: int, k: int, seed: int, separation: float = 3.0,
+                      n_test: int = 0) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """Classification: ``k`` Gaussian clusters with means ``~ N(0, separation^2 I_d)`` and unit
-    covariance; integer labels. With a large separation the classes are linearly separable."""
+    covariance; integer labels. With a large separation the classes are linearly separable.
+    Returns ``(x, labels, x_test, labels_test)``; the test draws come last."""
     g = torch.Generator().manual_seed(20_000 + seed)
     means = torch.randn(k, d, generator=g, dtype=torch.float64) * separation
     labels = torch.arange(n) % k
     labels = labels[torch.randperm(n, generator=g)]
     x = means[labels] + torch.randn(n, d, generator=g, dtype=torch.float64)
-    return x, labels
+    labels_test = torch.randint(0, k, (n_test,), generator=g)
+    x_test = means[labels_test] + torch.randn(n_test, d, generator=g, dtype=torch.float64)
+    return x, labels, x_test, labels_test

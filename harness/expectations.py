@@ -1,15 +1,21 @@
-"""Evaluating a suite's expectations on one case's recorded trajectories.
+"""Evaluating a suite's expectations on recorded trajectories.
 
 For each expectation: take the measure's series; if a prediction is named, evaluate it at
 every measurement step (arguments bound from the expectation's ``args``, the optimiser's
 hyper-parameters and the measures at the same step) and form the ratio (or difference);
-cut the window (anchored on the start, the end or an event); reduce it with the statistic;
-compare with the check. The result is a :class:`Verdict` that carries everything a failure
-table or a comparison across commits needs.
+cut the window (anchored on the start, the end or an event, optionally ending at an event);
+reduce it with the statistic; compare with the check. The result is a :class:`Verdict` that
+carries everything a failure table or a comparison across commits needs.
+
+An expectation over a sweep (``[[sweep_expect]]``) computes that per-case statistic for each
+case of a group (cases that differ only in the ``across`` axis), aggregates the values
+across the axis (Spearman correlation with the axis value, min, max, median, mean) and checks
+the aggregate.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -18,15 +24,15 @@ import numpy as np
 
 from .checks import CHECKS
 from .predictions import PREDICTIONS, arguments
-from .statistics import StatisticError
+from .statistics import StatisticError, spearman
 from .suite import EventSpec, Expectation, Suite
 
-__all__ = ["Verdict", "evaluate", "compared_series", "event_step"]
+__all__ = ["Verdict", "evaluate", "evaluate_sweep", "compared_series", "event_step", "WindowError"]
 
 
 @dataclass(frozen=True)
 class Verdict:
-    """The outcome of one expectation on one case."""
+    """The outcome of one expectation on one case (or one sweep group)."""
 
     name: str
     passed: bool
@@ -43,15 +49,17 @@ class Verdict:
     last: list[tuple[int, float]] = field(default_factory=list)
     predict: str | None = None
     compare: str | None = None
+    per_case: dict[str, float | None] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["window"] = list(self.window) if self.window else None
         d["last"] = [list(p) for p in self.last]
-        for k in ("measured", "measured_raw", "predicted", "margin"):
-            if d[k] is not None and not math.isfinite(d[k]):
-                d[k] = None if math.isnan(d[k]) else (math.copysign(1e308, d[k]))
         return d
+
+
+class WindowError(ValueError):
+    """The window cannot be formed (an event it needs never happened)."""
 
 
 def _series(trajectories: dict, name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -71,20 +79,29 @@ def compared_series(measure: str, predict: str | None, args: dict, compare: str 
     fn = PREDICTIONS[predict]
     fixed, per_step = {}, {}
     for name in arguments(predict):
-        if name in args:
-            fixed[name] = args[name]
-        elif name in hyper:
+        source = args.get(name, name)
+        if name in args and not isinstance(source, str):
+            fixed[name] = float(source)
+        elif name not in args and name in hyper:
             fixed[name] = float(hyper[name])
-        else:
-            s, v = _series(trajectories, name)
+        else:  # a measure at the same step: named by args, or the argument's own name
+            s, v = _series(trajectories, source)
             per_step[name] = dict(zip(s.tolist(), v.tolist()))
     keep = [i for i, s in enumerate(steps.tolist()) if all(s in m for m in per_step.values())]
     steps, values = steps[keep], values[keep]
-    pred = np.array([fn(**fixed, **{n: m[s] for n, m in per_step.items()}) for s in steps.tolist()],
-                    dtype=np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
+        pred = np.array([_safe(fn, {**fixed, **{n: m[s] for n, m in per_step.items()}}) for s in steps.tolist()],
+                        dtype=np.float64)
         out = values / pred if compare == "ratio" else values - pred
     return steps, out, pred
+
+
+def _safe(fn, kwargs: dict) -> float:
+    """A prediction at one step; NaN where its arguments are out of its domain (e.g. NaN)."""
+    try:
+        return float(fn(**kwargs))
+    except (ValueError, ZeroDivisionError, OverflowError):
+        return math.nan
 
 
 def event_step(event: EventSpec, trajectories: dict, hyper: dict) -> int | None:
@@ -96,57 +113,130 @@ def event_step(event: EventSpec, trajectories: dict, hyper: dict) -> int | None:
     return int(steps[idx[0]]) if len(idx) else None
 
 
-def _fail(e: Expectation, message: str, window=None) -> Verdict:
+@dataclass(frozen=True)
+class _Windowed:
+    steps: np.ndarray
+    values: np.ndarray
+    raw: np.ndarray
+    other: np.ndarray | None
+    predicted: float | None
+    bounds: tuple[int, int]
+
+
+def _windowed(suite: Suite, e: Expectation, trajectories: dict, hyper: dict, last_step: int) -> _Windowed:
+    events = {}
+    for name in e.window.events():
+        step = event_step(suite.events[name], trajectories, hyper)
+        if step is None:
+            raise WindowError(f"event {name!r} never happened, so the window does not exist")
+        events[name] = step
+    lo, hi = e.window.bounds(last_step, events)
+    steps, values, pred = compared_series(e.measure, e.predict, e.args, e.compare, trajectories, hyper)
+    raw_steps, raw = _series(trajectories, e.measure)
+    raw_by_step = dict(zip(raw_steps.tolist(), raw.tolist()))
+    inside = (steps >= lo) & (steps <= hi)
+    other = None
+    if e.statistic is not None and e.statistic.other is not None:
+        o_steps, o_values = _series(trajectories, e.statistic.other)
+        o_by_step = dict(zip(o_steps.tolist(), o_values.tolist()))
+        inside &= np.isin(steps, o_steps)
+        other = np.array([o_by_step[s] for s in steps[inside].tolist()])
+    ws = steps[inside]
+    predicted = float(np.median(pred[inside])) if pred is not None and inside.any() else None
+    return _Windowed(ws, values[inside], np.array([raw_by_step[s] for s in ws.tolist()]), other, predicted, (lo, hi))
+
+
+def _check(e: Expectation, x: float) -> tuple[bool, float, str]:
+    if e.check == "approx":
+        return CHECKS["approx"](x, e.target, e.rtol, e.atol)
+    if e.check == "interval":
+        return CHECKS["interval"](x, *e.interval)
+    return CHECKS[e.check](x, e.bound)
+
+
+def _fail(e: Expectation, message: str, window=None, predicted=None, last=()) -> Verdict:
     return Verdict(e.name, False, e.measure, e.check, e.statistic.label() if e.statistic else None,
-                   None, None, None, "", None, window, message, [], e.predict, e.compare)
+                   None, None, predicted, "", None, window, message, list(last), e.predict, e.compare)
 
 
 def evaluate(suite: Suite, e: Expectation, trajectories: dict, hyper: dict,
-             divergence: str | None = None, device: str = "cpu") -> Verdict:
-    """Evaluate expectation ``e`` (with ``device``'s tolerance overrides) on a case.
+             divergence: str | None = None, device: str = "cpu", last_step: int | None = None) -> Verdict:
+    """Evaluate expectation ``e`` (with ``device``'s tolerance overrides) on one case.
 
     ``divergence``: the message of a run that diverged; every expectation then fails with it.
+    ``last_step``: the run's last step (default ``run.steps``; earlier when it stopped on an event).
     """
     e = e.for_device(device)
     if divergence is not None:
         return _fail(e, divergence)
-    event = None
-    if e.window.anchor not in ("start", "end"):
-        event = event_step(suite.events[e.window.anchor], trajectories, hyper)
-        if event is None:
-            return _fail(e, f"event {e.window.anchor!r} never happened, so its window does not exist")
-    lo, hi = e.window.bounds(suite.steps, event)
-    steps, values, pred = compared_series(e.measure, e.predict, e.args, e.compare, trajectories, hyper)
-    _, raw = _series(trajectories, e.measure)
-    raw_by_step = dict(zip(_series(trajectories, e.measure)[0].tolist(), raw.tolist()))
-    inside = (steps >= lo) & (steps <= hi)
-    ws, wv = steps[inside], values[inside]
-    last = [(int(s), float(v)) for s, v in zip(ws[-5:], wv[-5:])]
-    predicted = float(np.median(pred[inside])) if pred is not None and inside.any() else None
+    last_step = suite.steps if last_step is None else last_step
+    try:
+        w = _windowed(suite, e, trajectories, hyper, last_step)
+    except WindowError as exc:
+        return _fail(e, str(exc))
+    lo, hi = w.bounds
+    last = [(int(s), float(v)) for s, v in zip(w.steps[-5:], w.values[-5:])]
     if e.check == "reaches":
         with np.errstate(invalid="ignore"):
-            hit = wv >= e.threshold if e.direction == "above" else wv <= e.threshold
+            hit = w.values >= e.threshold if e.direction == "above" else w.values <= e.threshold
         idx = np.flatnonzero(hit)
-        measured = float(ws[idx[0]] - lo) if len(idx) else math.nan
-        passed, margin, tol = CHECKS["reaches"](measured, e.within)
+        measured = float(w.steps[idx[0]] - lo) if len(idx) else math.nan
+        passed, margin, _ = CHECKS["reaches"](measured, e.within)
         verb = ">=" if e.direction == "above" else "<="
         tol = f"{verb} {e.threshold:g} within {e.within} steps"
         msg = "" if passed else (f"never reached {verb} {e.threshold:g} in steps [{lo}, {hi}]" if math.isnan(measured)
                                  else f"reached {verb} {e.threshold:g} only after {measured:.0f} steps")
-        return Verdict(e.name, passed, e.measure, e.check, "steps_to_reach", measured,
-                       measured, predicted, tol, margin, (lo, hi), msg, last, e.predict, e.compare)
+        return Verdict(e.name, passed, e.measure, e.check, "steps_to_reach", None if math.isnan(measured) else measured,
+                       None, w.predicted, tol, None if math.isnan(measured) else margin, (lo, hi), msg, last,
+                       e.predict, e.compare)
     try:
-        measured = e.statistic(ws, wv)
-        measured_raw = e.statistic(ws, np.array([raw_by_step[s] for s in ws.tolist()])) if e.predict else measured
+        measured = e.statistic(w.steps, w.values, w.other)
+        measured_raw = e.statistic(w.steps, w.raw, w.other) if e.predict else measured
     except StatisticError as exc:
-        return Verdict(e.name, False, e.measure, e.check, e.statistic.label(), None, None, predicted, "", None,
-                       (lo, hi), str(exc), last, e.predict, e.compare)
-    if e.check == "approx":
-        passed, margin, tol = CHECKS["approx"](measured, e.target, e.rtol, e.atol)
-    elif e.check == "interval":
-        passed, margin, tol = CHECKS["interval"](measured, *e.interval)
-    else:
-        passed, margin, tol = CHECKS[e.check](measured, e.bound)
+        return _fail(e, str(exc), (lo, hi), w.predicted, last)
+    passed, margin, tol = _check(e, measured)
     msg = "" if passed else f"{e.statistic.label()} = {measured:.6g}, outside {tol}"
     return Verdict(e.name, bool(passed), e.measure, e.check, e.statistic.label(), measured, measured_raw,
-                   predicted, tol, margin, (lo, hi), msg, last, e.predict, e.compare)
+                   w.predicted, tol, margin, (lo, hi), msg, last, e.predict, e.compare)
+
+
+_AGGREGATES = {"min": np.min, "max": np.max, "median": np.median, "mean": np.mean}
+
+
+def evaluate_sweep(suite: Suite, e: Expectation, group: list[tuple[Any, Any]], device: str = "cpu") -> Verdict:
+    """Evaluate a sweep expectation on one group: ``[(axis value, CaseResult), ...]``."""
+    e = e.for_device(device)
+    per_case: dict[str, float | None] = {}
+    xs, ys = [], []
+    problems = []
+    for value, result in sorted(group, key=lambda p: p[0]):
+        one = evaluate(suite, _per_case(e), result.trajectories, result.case.hyper,
+                       result.divergence_message, device, result.last_step)
+        per_case[result.case.id] = one.measured
+        if one.measured is None:
+            problems.append(f"{result.case.id}: {one.message}")
+        else:
+            xs.append(float(value))
+            ys.append(one.measured)
+    label = f"{e.aggregate}({e.statistic.label()} vs {e.across})" if e.aggregate == "spearman" else \
+        f"{e.aggregate}({e.statistic.label()})"
+    if problems:
+        return Verdict(e.name, False, e.measure, e.check, label, None, None, None, "", None, None,
+                       "; ".join(problems), [], e.predict, e.compare, per_case)
+    if e.aggregate == "spearman":
+        measured = spearman(np.array(xs), np.array(ys))
+        if math.isnan(measured):
+            return Verdict(e.name, False, e.measure, e.check, label, None, None, None, "", None, None,
+                           "spearman is undefined: the per-case statistic is constant across the sweep",
+                           [], e.predict, e.compare, per_case)
+    else:
+        measured = float(_AGGREGATES[e.aggregate](ys))
+    passed, margin, tol = _check(e, measured)
+    msg = "" if passed else f"{label} = {measured:.6g}, outside {tol}"
+    return Verdict(e.name, bool(passed), e.measure, e.check, label, measured, None, None, tol, margin, None, msg,
+                   [], e.predict, e.compare, per_case)
+
+
+def _per_case(e: Expectation) -> Expectation:
+    """The per-case part of a sweep expectation: only its statistic's value is used."""
+    return dataclasses.replace(e, check="ge", bound=-math.inf, across=None, aggregate=None, on={})

@@ -16,13 +16,16 @@ from typing import Any, Literal
 import torch
 from torch import Tensor
 
+from .ansatz import chain_rule_error, mean_sq_jacobian_norm, trace_inequality_ratio
 from .curvature import gauss_newton_operator, hessian_operator
+from .errors import MeasurementError
 from .options import positive
 from .problems import Problem
 from .registry import Registry
 from .spectrum import lanczos
 
-__all__ = ["MEASURES", "Measurement", "StepContext", "Loss", "GradNorm", "LambdaMax", "StabilityThreshold"]
+__all__ = ["MEASURES", "Measurement", "StepContext", "Loss", "GradNorm", "LambdaMax", "StabilityThreshold",
+           "JacobianNorm", "ChainRuleError", "JacobianTraceRatio", "TestLoss"]
 
 MEASURES: Registry[type] = Registry("measure")
 
@@ -165,3 +168,68 @@ class StabilityThreshold:
             lam = torch.linspace(lo, hi, self.points, dtype=torch.float64, device=dev)
         memory["value"], memory["aux"] = value, aux
         return Measurement(value, aux)
+
+
+def _inputs(ctx: StepContext, which: str, memory: dict) -> Tensor:
+    """The training inputs, the held-out inputs, or seeded Gaussian off-data inputs."""
+    obj = ctx.problem.objective
+    if which == "train":
+        return obj.inputs
+    if which == "test":
+        if ctx.problem.test is None:
+            raise MeasurementError("inputs = 'test' needs a problem with a held-out set (n_test > 0)")
+        return ctx.problem.test.inputs
+    if "random" not in memory:  # fixed for the whole case
+        g = torch.Generator().manual_seed(40_000)
+        x = torch.randn(obj.inputs.shape, generator=g, dtype=torch.float64)
+        memory["random"] = x.to(device=obj.inputs.device, dtype=obj.inputs.dtype)
+    return memory["random"]
+
+
+@dataclass(frozen=True)
+class _JacobianOptions:
+    inputs: Literal["train", "test", "random"] = "train"
+    method: Literal["vmap", "backward"] = "vmap"
+    chunk_size: int | None = field(default=None, metadata=positive)
+
+
+@MEASURES.register("jacobian_norm")
+@dataclass(frozen=True)
+class JacobianNorm(_JacobianOptions):
+    """``J_F = (1/n) sum_i ||D_x f(x_i)||_F^2`` over the training inputs (or ``"test"`` or
+    ``"random"`` off-data Gaussian inputs), MacDonald, Valmadre & Lucey, arXiv 2305.14683."""
+
+    def __call__(self, ctx: StepContext, memory: dict) -> Measurement:
+        x = _inputs(ctx, self.inputs, memory)
+        return Measurement(mean_sq_jacobian_norm(ctx.problem.objective.model, ctx.theta, x, self.method, self.chunk_size))
+
+
+@MEASURES.register("chain_rule_error")
+@dataclass(frozen=True)
+class ChainRuleError(_JacobianOptions):
+    """(H1) of :mod:`harness.ansatz`: worst relative error of ``D_x f = D_{z_1} f W_1``."""
+
+    def __call__(self, ctx: StepContext, memory: dict) -> Measurement:
+        x = _inputs(ctx, self.inputs, memory)
+        return Measurement(chain_rule_error(ctx.problem.objective.model, ctx.theta, x, self.method, self.chunk_size))
+
+
+@MEASURES.register("jacobian_trace_ratio")
+@dataclass(frozen=True)
+class JacobianTraceRatio(_JacobianOptions):
+    """(H3) of :mod:`harness.ansatz`: the trace inequality's ratio, at most 1."""
+
+    def __call__(self, ctx: StepContext, memory: dict) -> Measurement:
+        x = _inputs(ctx, self.inputs, memory)
+        return Measurement(trace_inequality_ratio(ctx.problem.objective.model, ctx.theta, x, self.method, self.chunk_size))
+
+
+@MEASURES.register("test_loss")
+@dataclass(frozen=True)
+class TestLoss:
+    """The loss on the problem's held-out set (``n_test`` > 0)."""
+
+    def __call__(self, ctx: StepContext, memory: dict) -> Measurement:
+        if ctx.problem.test is None:
+            raise MeasurementError("measure 'test_loss' needs a problem with a held-out set (n_test > 0)")
+        return Measurement(float(ctx.problem.test.value(ctx.theta)))

@@ -14,12 +14,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+import torch
 from torch import Tensor
 
-from .options import positive, unit_interval
+from .options import nonnegative, positive, unit_interval
 from .registry import Registry
 
-__all__ = ["OPTIMIZERS", "GD", "HeavyBall", "Nesterov", "ValueAndGrad"]
+__all__ = ["OPTIMIZERS", "GD", "HeavyBall", "Nesterov", "SAM", "SAMUnnormalized", "ValueAndGrad"]
 
 ValueAndGrad = Callable[[Tensor], tuple[Tensor, Tensor]]
 OPTIMIZERS: Registry[type] = Registry("optimizer")
@@ -85,3 +86,52 @@ class Nesterov(_Momentum):
         _, g = value_and_grad(theta)
         buf = self.momentum * state + g
         return theta - self.lr * (g + self.momentum * buf), buf
+
+
+@OPTIMIZERS.register("sam")
+@dataclass(frozen=True)
+class SAM:
+    """Normalised sharpness-aware minimisation, as Long & Bartlett analyse it
+    (arXiv 2309.12488; Foret et al. 2021): with ``g = grad L(theta)``,
+    ``theta <- theta - lr * grad L(theta + rho * g / (||g|| + eps))``.
+
+    ``eps = 0`` is the exact normalisation of the analysis (the authors' code,
+    google-deepmind/sam_edge ``sam_edge.py``, uses ``eps = 1e-5``). With ``g = 0`` the
+    perturbation is zero.
+    """
+
+    lr: float = field(metadata=positive)
+    rho: float = field(metadata=positive)
+    eps: float = field(default=0.0, metadata=nonnegative)
+
+    def init(self, theta: Tensor) -> Any:
+        return ()
+
+    def step(self, theta: Tensor, state: Any, value_and_grad: ValueAndGrad) -> tuple[Tensor, Any]:
+        _, g = value_and_grad(theta)
+        norm = g.norm() + self.eps
+        shift = g * (self.rho / norm) if float(norm) > 0 else torch.zeros_like(g)
+        _, g_sam = value_and_grad(theta + shift)
+        return theta - self.lr * g_sam, state
+
+
+@OPTIMIZERS.register("sam_unnormalized")
+@dataclass(frozen=True)
+class SAMUnnormalized:
+    """Unnormalised SAM (a separate variant, not the one Long & Bartlett analyse):
+    ``theta <- theta - lr * grad L(theta + rho * grad L(theta))``.
+
+    On a quadratic it is linear, ``w <- (I - lr A - lr rho A^2) w``: stable iff
+    ``lr lam + lr rho lam^2 < 2``, i.e. ``lam < (sqrt(1 + 8 rho / lr) - 1) / (2 rho)``.
+    """
+
+    lr: float = field(metadata=positive)
+    rho: float = field(metadata=positive)
+
+    def init(self, theta: Tensor) -> Any:
+        return ()
+
+    def step(self, theta: Tensor, state: Any, value_and_grad: ValueAndGrad) -> tuple[Tensor, Any]:
+        _, g = value_and_grad(theta)
+        _, g_sam = value_and_grad(theta + self.rho * g)
+        return theta - self.lr * g_sam, state

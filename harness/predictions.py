@@ -8,11 +8,13 @@ measures recorded at the same step, and evaluates the prediction at every measur
 from __future__ import annotations
 
 import inspect
+import math
 from typing import Callable
 
 from .registry import Registry
 
-__all__ = ["PREDICTIONS", "gd_edge", "heavy_ball_edge", "nesterov_edge", "arguments"]
+__all__ = ["PREDICTIONS", "gd_edge", "heavy_ball_edge", "nesterov_edge", "sam_edge", "sam_unnormalized_edge",
+           "sam_orbit_grad_norm", "gauss_newton_top", "arguments"]
 
 PREDICTIONS: Registry[Callable[..., float]] = Registry("prediction")
 
@@ -56,3 +58,57 @@ def nesterov_edge(lr: float, momentum: float) -> float:
     (Cohen et al. 2021, arXiv 2103.00065, appendix on momentum; derived here).
     """
     return (2.0 + 2.0 * momentum) / (lr * (1.0 + 2.0 * momentum))
+
+
+@PREDICTIONS.register("sam_edge")
+def sam_edge(lr: float, rho: float, grad_norm: float) -> float:
+    """SAM edge of stability, ``SE = (||g|| / (2 rho)) (sqrt(1 + 8 rho / (lr ||g||)) - 1)``.
+
+    Long & Bartlett, "Sharpness-Aware Minimization and the Edge of Stability", arXiv
+    2309.12488 (formula verbatim in google-deepmind/sam_edge ``sam_edge.py``). Derivation: on
+    ``L = 1/2 (w - w*)^T H (w - w*)`` normalised SAM evaluates the gradient at
+    ``w + rho g/||g||``, which is ``g + (rho/||g||) H g``; treating ``||g||`` as locally constant,
+    the error along an eigenvector of curvature ``lam`` is multiplied by
+    ``1 - lr lam - lr rho lam^2 / ||g||``, unstable once ``lr lam + lr rho lam^2/||g|| > 2``; the
+    positive root of ``rho lam^2/||g|| + lam - 2/lr = 0`` is SE. It is below ``2/lr`` for
+    ``rho > 0`` and moves with the gradient norm of the same iterate.
+    """
+    return (grad_norm / (2.0 * rho)) * (math.sqrt(1.0 + 8.0 * rho / (lr * grad_norm)) - 1.0)
+
+
+@PREDICTIONS.register("sam_unnormalized_edge")
+def sam_unnormalized_edge(lr: float, rho: float) -> float:
+    """Edge of unnormalised SAM, ``(sqrt(1 + 8 rho / lr) - 1) / (2 rho)``.
+
+    Derived here for contrast with Long & Bartlett (arXiv 2309.12488), who analyse the
+    normalised rule: ``w - lr grad L(w + rho g)`` on a quadratic multiplies the error along an
+    eigenvector by ``1 - lr lam - lr rho lam^2``; the positive root of
+    ``rho lam^2 + lam - 2/lr = 0`` is the edge. It does not depend on the gradient norm.
+    """
+    return (math.sqrt(1.0 + 8.0 * rho / lr) - 1.0) / (2.0 * rho)
+
+
+@PREDICTIONS.register("sam_orbit_grad_norm")
+def sam_orbit_grad_norm(lr: float, rho: float, lambda_max: float) -> float:
+    """Gradient norm on SAM's period-2 orbit of a quadratic, ``lr rho lam^2 / (2 - lr lam)``.
+
+    Along the top eigenvector (curvature ``lam``) the normalised SAM map is
+    ``x <- (1 - lr lam) x - lr rho lam sign(x)``; its 2-cycle ``x <-> -x`` has
+    ``|x| = lr rho lam / (2 - lr lam)``, so ``||g|| = lam |x|``. Substituted into
+    :func:`sam_edge` it gives ``SE = lam`` exactly: the orbit sits on the SAM edge
+    (Long & Bartlett, arXiv 2309.12488; Bartlett, Long & Bousquet 2022, arXiv 2210.01513,
+    show SAM on a quadratic converges to this cycle; derived and checked in the theory note).
+    """
+    return lr * rho * lambda_max ** 2 / (2.0 - lr * lambda_max)
+
+
+@PREDICTIONS.register("gauss_newton_top")
+def gauss_newton_top(lambda_gn: float) -> float:
+    """Gauss-Newton dominance: the top of the Hessian spectrum is the top of the Gauss-Newton
+    matrix, ``lambda_max(H) ~= lambda_max(G)``, with ``H = G + R`` for a convex loss.
+
+    The outlier eigenvalues of the loss Hessian are those of ``G`` (Sagun et al. 2017, arXiv
+    1706.04454; Papyan 2018, arXiv 1811.07062); MacDonald, Valmadre & Lucey (arXiv 2305.14683,
+    Sec. 3) build their Hessian-Jacobian ansatz on it.
+    """
+    return lambda_gn

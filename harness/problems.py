@@ -33,6 +33,7 @@ class Problem:
     objective: Objective
     theta0: Tensor
     info: dict[str, Any] = field(default_factory=dict)
+    test: Objective | None = None
 
 
 @PROBLEMS.register("mlp")
@@ -56,6 +57,7 @@ class MLP:
     separation: float = field(default=3.0, metadata=positive)
     loss: Literal["mse", "mse_mean", "cross_entropy"] = "mse"
     chunk_size: int | None = field(default=None, metadata=positive)
+    n_test: int = field(default=0, metadata=nonnegative)
 
     def __post_init__(self):
         if self.loss == "cross_entropy" and self.data != "gaussian_clusters":
@@ -63,13 +65,17 @@ class MLP:
         if self.data == "gaussian_clusters" and self.n_outputs < 2:
             raise ValueError("data 'gaussian_clusters' needs n_outputs >= 2 classes")
 
-    def dataset(self) -> tuple[Tensor, Tensor]:
+    def dataset(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """Training inputs and targets, then ``n_test`` held-out examples from the same source."""
         if self.data == "gaussian_teacher":
-            return gaussian_teacher(self.n_samples, self.input_dim, self.n_outputs, self.data_seed, self.teacher_width)
-        x, labels = gaussian_clusters(self.n_samples, self.input_dim, self.n_outputs, self.data_seed, self.separation)
-        if self.loss == "cross_entropy":
-            return x, labels
-        return x, torch.nn.functional.one_hot(labels, self.n_outputs).to(torch.float64)
+            x, y, xt, yt = gaussian_teacher(self.n_samples, self.input_dim, self.n_outputs, self.data_seed,
+                                            self.teacher_width, self.n_test)
+            return x, y, xt, yt
+        x, y, xt, yt = gaussian_clusters(self.n_samples, self.input_dim, self.n_outputs, self.data_seed,
+                                         self.separation, self.n_test)
+        if self.loss != "cross_entropy":
+            y, yt = (torch.nn.functional.one_hot(t, self.n_outputs).to(torch.float64) for t in (y, yt))
+        return x, y, xt, yt
 
     def module(self, seed: int) -> nn.Module:
         sizes = [self.input_dim, *self.widths, self.n_outputs]
@@ -83,13 +89,13 @@ class MLP:
         return nn.Sequential(*layers)
 
     def build(self, seed: int, dtype: torch.dtype, device: torch.device) -> Problem:
-        x, y = self.dataset()
-        x = x.to(device=device, dtype=dtype)
-        y = y.to(device=device) if y.dtype == torch.int64 else y.to(device=device, dtype=dtype)
+        move = lambda t: t.to(device=device) if t.dtype == torch.int64 else t.to(device=device, dtype=dtype)
+        x, y, xt, yt = map(move, self.dataset())
         module = self.module(seed).to(device=device, dtype=dtype)
         flat = FlatModule(module)
         obj = Objective(flat, LOSSES[self.loss], x, y, self.chunk_size)
-        return Problem(obj, flat.flatten(), {"n_params": flat.numel, "module": module})
+        test = Objective(flat, LOSSES[self.loss], xt, yt, self.chunk_size) if self.n_test else None
+        return Problem(obj, flat.flatten(), {"n_params": flat.numel, "module": module}, test)
 
 
 @PROBLEMS.register("quadratic")
@@ -100,17 +106,23 @@ class Quadratic:
     Written as least squares so every kernel applies unchanged: outputs ``X w`` with
     ``X = sqrt(n) A^{1/2}``, zero targets and the ``mse`` loss give ``1/2 w^T A w``.
     ``rotate``: a seeded random orthogonal ``Q`` (else the identity); ``init``: ``w_0 = Q 1``
-    (``"ones"``) or a seeded Gaussian.
+    (``"ones"``), ``w_0 = Q c`` for a list ``c`` of eigenbasis coordinates, or a seeded Gaussian.
     """
 
     eigenvalues: list[float] = field(metadata=nonnegative)
     rotate: bool = True
-    init: Literal["ones", "gaussian"] = "ones"
+    init: Any = "ones"
     data_seed: int = 0
 
     def __post_init__(self):
         if not self.eigenvalues:
             raise ValueError("eigenvalues must not be empty")
+        if isinstance(self.init, list):
+            if len(self.init) != len(self.eigenvalues) or not all(
+                    isinstance(x, (int, float)) and not isinstance(x, bool) for x in self.init):
+                raise ValueError(f"init: a list must hold {len(self.eigenvalues)} numbers (coordinates in the eigenbasis)")
+        elif self.init not in ("ones", "gaussian"):
+            raise ValueError(f"init: expected 'ones', 'gaussian' or a list of coordinates, got {self.init!r}")
 
     def matrix(self) -> tuple[Tensor, Tensor]:
         lam = torch.tensor(self.eigenvalues, dtype=torch.float64)
@@ -125,7 +137,9 @@ class Quadratic:
         q, lam = self.matrix()
         n = lam.numel()
         x = (n ** 0.5) * (q * lam.sqrt()) @ q.T
-        if self.init == "ones":
+        if isinstance(self.init, list):
+            w0 = q @ torch.tensor(self.init, dtype=torch.float64)
+        elif self.init == "ones":
             w0 = q @ torch.ones(n, dtype=torch.float64)
         else:
             w0 = torch.randn(n, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)

@@ -19,9 +19,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-__all__ = ["RECORD_SCHEMA", "new_run_id", "write_json_atomic", "record_path", "read_records"]
+__all__ = ["RECORD_SCHEMA", "SWEEP_SCHEMA", "new_run_id", "write_json_atomic", "record_path", "read_records"]
 
 RECORD_SCHEMA = "theory-harness/result/1"
+SWEEP_SCHEMA = "theory-harness/sweep/1"
 
 
 def new_run_id() -> str:

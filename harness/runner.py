@@ -18,12 +18,13 @@ from typing import Any, Callable, Iterator
 import torch
 
 from .environment import environment
-from .expectations import Verdict, evaluate
+from .expectations import Verdict, evaluate, evaluate_sweep, event_step
 from .measures import StepContext
-from .records import RECORD_SCHEMA
+from .records import RECORD_SCHEMA, SWEEP_SCHEMA
 from .suite import Suite
 
-__all__ = ["Case", "CaseResult", "expand", "run_case", "cuda_available", "default_device"]
+__all__ = ["Case", "CaseResult", "expand", "run_case", "cuda_available", "default_device", "sweep_groups",
+           "evaluate_sweeps", "group_key", "sweep_record"]
 
 
 def cuda_available() -> bool:
@@ -87,6 +88,18 @@ class CaseResult:
     @property
     def passed(self) -> bool:
         return self.skipped is None and all(v.passed for v in self.verdicts)
+
+    @property
+    def last_step(self) -> int:
+        """The run's last step: ``run.steps``, or earlier when it stopped on an event."""
+        return self.info.get("last_step", self.case.suite.steps)
+
+    @property
+    def divergence_message(self) -> str | None:
+        if self.diverged_at is None:
+            return None
+        return (f"the run diverged at step {self.diverged_at} (loss "
+                f"{self.info['loss_at_divergence']:.4g}; non-finite loss or parameters)")
 
     @property
     def status(self) -> str:
@@ -167,14 +180,22 @@ def _simulate(case: Case, result: CaseResult, progress) -> None:
         memories: dict[str, dict] = {name: {} for name in suite.measures}
         traj = {name: {"steps": [], "values": [], "aux": {}} for name in suite.measures}
         theta, state = problem.theta0, optimizer.init(problem.theta0)
+        last = suite.steps
+        stop = suite.events.get(suite.stop_event) if suite.stop_event else None
+        watched = {m.from_event for m in suite.measures.values() if m.from_event} | ({stop.name} if stop else set())
+        fired: dict[str, int] = {}
         for step in range(suite.steps + 1):
             ctx = StepContext(step, theta, problem, optimizer)
             if not math.isfinite(ctx.loss) or not _finite(theta):
                 result.diverged_at = step
                 result.info["loss_at_divergence"] = ctx.loss
                 break
-            for name, spec in suite.measures.items():
-                if not spec.due(step, suite.steps):
+            for name, spec in sorted(suite.measures.items(), key=lambda kv: kv[1].from_event is not None):
+                if spec.from_event is not None:  # events fire on the measures recorded just before
+                    for ev in watched - set(fired):
+                        if _hit(suite.events[ev], traj, case.hyper, step):
+                            fired[ev] = step
+                if not spec.due(step, last, fired):
                     continue
                 m = spec.measure(ctx, memories[name])
                 t = traj[name]
@@ -185,17 +206,66 @@ def _simulate(case: Case, result: CaseResult, progress) -> None:
                 for key, col in t["aux"].items():
                     if len(col) < len(t["steps"]):
                         col.append(None)
+            for ev in watched - set(fired):
+                if _hit(suite.events[ev], traj, case.hyper, step):
+                    fired[ev] = step
+            if stop is not None and last == suite.steps and stop.name in fired:
+                last = min(fired[stop.name] + suite.stop_after, suite.steps)
             if progress is not None and step % 50 == 0:
-                progress(step, suite.steps)
-            if step == suite.steps:
+                progress(step, last)
+            if step == last:
                 break
             theta, state = optimizer.step(theta, state, ctx.value_and_grad)
         if device.type == "cuda":
             torch.cuda.synchronize(device)
     result.trajectories = traj
-    hyper = case.hyper
-    divergence = None
-    if result.diverged_at is not None:
-        divergence = (f"the run diverged at step {result.diverged_at} (loss "
-                      f"{result.info['loss_at_divergence']:.4g}; non-finite loss or parameters)")
-    result.verdicts = [evaluate(suite, e, traj, hyper, divergence, case.device) for e in suite.expectations]
+    result.info["last_step"] = last if result.diverged_at is None else result.diverged_at
+    result.verdicts = [evaluate(suite, e, traj, case.hyper, result.divergence_message, case.device, result.last_step)
+                       for e in suite.expectations]
+
+
+def _hit(event, traj: dict, hyper: dict, step: int) -> bool:
+    """Whether ``event`` fires at ``step`` (its measure was recorded at this step)."""
+    t = traj[event.measure]
+    if not t["steps"] or t["steps"][-1] != step:
+        return False
+    first = event_step(event, {k: {"steps": v["steps"][-1:], "values": v["values"][-1:]} for k, v in traj.items()
+                               if v["steps"] and v["steps"][-1] == step}, hyper)
+    return first is not None
+
+
+def sweep_groups(suite: Suite, results: list[CaseResult], axis: str) -> dict[str, list[tuple[Any, CaseResult]]]:
+    """Results grouped by everything but sweep axis ``axis``: ``{group id: [(axis value, result)]}``."""
+    groups: dict[str, list[tuple[Any, CaseResult]]] = {}
+    for r in results:
+        if r.case.suite is not suite or r.skipped is not None:
+            continue
+        groups.setdefault(group_key(r.case, axis), []).append((dict(r.case.point)[axis], r))
+    return groups
+
+
+def group_key(case: Case, axis: str) -> str:
+    """The id of the sweep group of ``case`` along ``axis``: every other coordinate of the case."""
+    rest = [f"{k}={_fmt(v)}" for k, v in case.point if k != axis]
+    return "-".join([f"across={axis}", *rest, f"seed={case.seed}", case.device])
+
+
+def sweep_record(suite: Suite, key: str, results: list[CaseResult], verdicts: list[Verdict], run_id: str) -> dict:
+    """The JSON record of one sweep group's expectations."""
+    return {"schema": SWEEP_SCHEMA, "run_id": run_id,
+            "suite": {"id": suite.id, "file": suite.file, "sha256": suite.sha256, "claim": suite.claim,
+                      "source": suite.source},
+            "group": key, "cases": [r.case.id for r in results],
+            "status": "passed" if all(v.passed for v in verdicts) else "failed",
+            "expectations": [v.to_dict() for v in verdicts]}
+
+
+def evaluate_sweeps(suite: Suite, results: list[CaseResult]) -> dict[str, tuple[list[CaseResult], list[Verdict]]]:
+    """Every sweep expectation of ``suite`` on every group of ``results``:
+    ``{group id: (the group's results, its verdicts)}``."""
+    out: dict[str, tuple[list[CaseResult], list[Verdict]]] = {}
+    for e in suite.sweep_expectations:
+        for key, group in sweep_groups(suite, results, e.across).items():
+            members, verdicts = out.setdefault(key, ([r for _, r in group], []))
+            verdicts.append(evaluate_sweep(suite, e, group, group[0][1].case.device))
+    return out

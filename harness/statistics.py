@@ -14,7 +14,7 @@ from typing import Callable
 
 import numpy as np
 
-__all__ = ["Statistic", "STATISTICS", "StatisticError", "parse_statistic"]
+__all__ = ["Statistic", "STATISTICS", "StatisticError", "parse_statistic", "spearman"]
 
 
 class StatisticError(ValueError):
@@ -44,28 +44,55 @@ STATISTICS: dict[str, tuple[Callable[[np.ndarray], float], int]] = {
     "last_over_first": (lambda v: float(v[-1] / v[0]), 2),
     "last_minus_first": (lambda v: float(v[-1] - v[0]), 2),
 }
-_PARAMETRISED = {"percentile": "q", "fraction_above": "threshold", "fraction_below": "threshold"}
+_PARAMETRISED = {"percentile": "q", "fraction_above": "threshold", "fraction_below": "threshold", "spearman": "with"}
+
+
+def _finite(steps: np.ndarray, values: np.ndarray) -> np.ndarray:
+    values = np.asarray(values, dtype=np.float64)
+    bad = ~np.isfinite(values)
+    if bad.any():
+        where = ", ".join(str(int(s)) for s in np.asarray(steps)[bad][:5])
+        raise StatisticError(f"{int(bad.sum())} non-finite value(s) in the window (steps {where}); "
+                             "a diverged run or an unconverged eigen-solve")
+    return values
+
+
+def spearman(x: np.ndarray, y: np.ndarray) -> float:
+    """Spearman's rank correlation (average ranks for ties); NaN when either side is constant."""
+    from scipy.stats import spearmanr
+
+    if len(x) < 2 or np.all(x == x[0]) or np.all(y == y[0]):
+        return float("nan")
+    return float(spearmanr(x, y).statistic)
 
 
 @dataclass(frozen=True)
 class Statistic:
-    """A named statistic, with its parameter for ``percentile`` and ``fraction_*``."""
+    """A named statistic, with its parameter for ``percentile`` and ``fraction_*``, or the
+    other measure ``other`` for ``spearman`` (rank correlation of the two series over the
+    window's common steps)."""
 
     name: str
     param: float | None = None
+    other: str | None = None
 
     def label(self) -> str:
         if self.name == "percentile":
             return f"p{self.param:g}"
+        if self.other is not None:
+            return f"{self.name}(with {self.other})"
         return self.name if self.param is None else f"{self.name}({self.param:g})"
 
-    def __call__(self, steps: np.ndarray, values: np.ndarray) -> float:
-        values = np.asarray(values, dtype=np.float64)
-        bad = ~np.isfinite(values)
-        if bad.any():
-            where = ", ".join(str(int(s)) for s in np.asarray(steps)[bad][:5])
-            raise StatisticError(f"{int(bad.sum())} non-finite value(s) in the window (steps {where}); "
-                                 "a diverged run or an unconverged eigen-solve")
+    def __call__(self, steps: np.ndarray, values: np.ndarray, other: np.ndarray | None = None) -> float:
+        values = _finite(steps, values)
+        if self.name == "spearman":
+            other = _finite(steps, other)
+            if len(values) < 3:
+                raise StatisticError(f"spearman needs at least 3 common points; the window holds {len(values)}")
+            rho = spearman(values, other)
+            if np.isnan(rho):
+                raise StatisticError("spearman is undefined: one of the series is constant over the window")
+            return rho
         if self.name == "percentile":
             need = 1
             fn = lambda v: float(np.percentile(v, self.param))
@@ -84,7 +111,8 @@ class Statistic:
 def parse_statistic(spec: str | dict) -> Statistic:
     """A :class:`Statistic` from its suite form; ``ValueError`` with the allowed forms."""
     allowed = sorted(STATISTICS) + ["pNN (percentile, e.g. p90)", "{name='percentile', q=..}",
-                                     "{name='fraction_above'|'fraction_below', threshold=..}"]
+                                     "{name='fraction_above'|'fraction_below', threshold=..}",
+                                     "{name='spearman', with='<measure>'}"]
     if isinstance(spec, str):
         if spec in STATISTICS:
             return Statistic(spec)
@@ -102,6 +130,10 @@ def parse_statistic(spec: str | dict) -> Statistic:
         if set(spec) != {"name", key}:
             raise ValueError(f"statistic {name!r} takes exactly the keys 'name' and {key!r}, got {sorted(spec)}")
         value = spec[key]
+        if name == "spearman":
+            if not isinstance(value, str):
+                raise ValueError(f"statistic 'spearman': 'with' must name a measure, got {value!r}")
+            return Statistic(name, other=value)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ValueError(f"statistic {name!r}: {key} must be a number, got {value!r}")
         if name == "percentile" and not 0 <= value <= 100:

@@ -43,8 +43,15 @@ class MeasureSpec:
     every: int = 1
     coarse_until: int = 0
     coarse_every: int = 0
+    from_event: str | None = None
 
-    def due(self, step: int, steps: int) -> bool:
+    def due(self, step: int, steps: int, fired: dict[str, int] | None = None) -> bool:
+        """Whether to measure at ``step`` of a run whose last step is ``steps``; with
+        ``from_event``, only from the step the event fired on (``fired``: event -> step)."""
+        if self.from_event is not None:
+            if fired is None or self.from_event not in fired:
+                return False
+            return (step - fired[self.from_event]) % self.every == 0 or step == steps
         if step in (0, steps):
             return True
         cadence = self.coarse_every if step < self.coarse_until else self.every
@@ -74,17 +81,26 @@ class Window:
     offset: int = 0
     length: int | None = None
     fraction: float | None = None
+    until: str | None = None
 
-    def bounds(self, steps: int, event_step: int | None = None) -> tuple[int, int]:
+    def events(self) -> list[str]:
+        """The events this window needs."""
+        return [e for e in (self.anchor, self.until) if e not in (None, "start", "end")]
+
+    def bounds(self, steps: int, events: dict[str, int] | None = None) -> tuple[int, int]:
+        """``[start, end]`` for a run whose last step is ``steps``; ``events``: first steps."""
+        events = events or {}
         length = self.length if self.length is not None else (
             round(self.fraction * steps) if self.fraction is not None else None)
         if self.anchor == "end":
             end = steps - self.offset
             start = 0 if length is None else end - length
         else:
-            base = 0 if self.anchor == "start" else event_step
+            base = 0 if self.anchor == "start" else events[self.anchor]
             start = base + self.offset
             end = steps if length is None else start + length
+        if self.until is not None:
+            end = min(end, events[self.until])
         return max(start, 0), min(end, steps)
 
     def describe(self) -> str:
@@ -95,6 +111,8 @@ class Window:
             parts.append(f"length={self.length}")
         if self.fraction is not None:
             parts.append(f"fraction={self.fraction:g}")
+        if self.until is not None:
+            parts.append(f"until={self.until}")
         return ", ".join(parts)
 
 
@@ -104,6 +122,7 @@ class _WindowTable:
     offset: int = field(default=0, metadata={"check": "nonnegative"})
     length: int | None = field(default=None, metadata={"check": "nonnegative"})
     fraction: float | None = field(default=None, metadata={"check": "positive"})
+    until: str | None = None
 
 
 @dataclass(frozen=True)
@@ -132,6 +151,8 @@ class _ExpectTable(_ToleranceTable):
     direction: Literal["above", "below"] = "above"
     on: dict | None = None
     why: str = ""
+    across: str | None = None
+    aggregate: Literal["spearman", "min", "max", "median", "mean"] | None = None
 
 
 @dataclass(frozen=True)
@@ -156,6 +177,13 @@ class Expectation:
     within: int | None
     on: dict
     why: str
+    across: str | None = None
+    aggregate: str | None = None
+
+    @property
+    def over_sweep(self) -> bool:
+        """An expectation over a sweep: a per-case statistic aggregated across ``across``."""
+        return self.across is not None
 
     def for_device(self, device: str) -> "Expectation":
         """This expectation with the tolerance overrides for ``device`` applied."""
@@ -192,6 +220,9 @@ class Suite:
     measures: dict[str, MeasureSpec]
     events: dict[str, EventSpec]
     expectations: tuple[Expectation, ...]
+    sweep_expectations: tuple[Expectation, ...] = ()
+    stop_event: str | None = None
+    stop_after: int = 0
 
     def sweep_points(self) -> list[dict[str, Any]]:
         """Every combination of the sweep axes' values (one empty point without axes)."""
@@ -219,6 +250,13 @@ class _SuiteTable:
 @dataclass(frozen=True)
 class _RunTable:
     steps: int = field(metadata=positive)
+    stop: dict | None = None
+
+
+@dataclass(frozen=True)
+class _StopTable:
+    event: str
+    after: int = field(default=0, metadata={"check": "nonnegative"})
 
 
 def _kind(table: Any, file: str, path: str, registry) -> str:
@@ -264,7 +302,7 @@ def _dtypes(meta: _SuiteTable, file: str) -> dict[str, str]:
     return table
 
 
-def _measures(raw: Any, file: str, steps: int) -> dict[str, MeasureSpec]:
+def _measures(raw: Any, file: str, steps: int, event_names: set[str]) -> dict[str, MeasureSpec]:
     if not isinstance(raw, dict) or not raw:
         raise SuiteError(file, "measures", "expected at least one [measures.NAME] table")
     out = {}
@@ -285,8 +323,13 @@ def _measures(raw: Any, file: str, steps: int) -> dict[str, MeasureSpec]:
         ce = coerce(coarse.get("every", every), int, file, f"{path}.coarse.every")
         if cu < 0 or ce < 1:
             raise SuiteError(file, f"{path}.coarse", "expected until >= 0 and every >= 1")
-        measure = build(MEASURES[kind], table, file, path, skip=("kind", "every", "coarse"))
-        out[name] = MeasureSpec(name, kind, measure, every, cu, ce)
+        from_event = table.get("from_event")
+        if from_event is not None and from_event not in event_names:
+            raise SuiteError(file, f"{path}.from_event", f"expected an event of this suite {sorted(event_names)}, got {from_event!r}")
+        if from_event is not None and coarse:
+            raise SuiteError(file, f"{path}.coarse", "give 'coarse' or 'from_event', not both")
+        measure = build(MEASURES[kind], table, file, path, skip=("kind", "every", "coarse", "from_event"))
+        out[name] = MeasureSpec(name, kind, measure, every, cu, ce, from_event)
     return out
 
 
@@ -302,17 +345,22 @@ def _prediction(table: dict, file: str, path: str, optimizer_keys: set[str], mea
         return None, {}, None
     if not isinstance(predict, str) or predict not in PREDICTIONS:
         raise SuiteError(file, f"{path}.predict", PREDICTIONS.unknown(predict))
-    args = coerce(args, dict, file, f"{path}.args")
+    args = dict(coerce(args, dict, file, f"{path}.args"))
     needed = arguments(predict)
     check_keys(args, needed, file, f"{path}.args")
     for key, value in args.items():
-        coerce(value, float, file, f"{path}.args.{key}")
+        if isinstance(value, str):
+            if value not in measures:
+                raise SuiteError(file, f"{path}.args.{key}",
+                                 f"a string names a measure of this suite {sorted(measures)}, got {value!r}")
+        else:
+            args[key] = coerce(value, float, file, f"{path}.args.{key}")
     for name in needed:
         if name not in args and name not in optimizer_keys and name not in measures:
             raise SuiteError(file, f"{path}.predict",
                              f"prediction {predict!r} needs argument {name!r}, which is not in {path}.args, "
                              f"not a hyper-parameter of the optimizer and not a measure of this suite")
-    return predict, {k: float(v) for k, v in args.items()}, compare or "ratio"
+    return predict, args, compare or "ratio"
 
 
 def _events(raw: Any, file: str, optimizer_keys: set[str], measures: dict) -> dict[str, EventSpec]:
@@ -343,11 +391,13 @@ def _window(raw: Any, file: str, path: str, events: dict) -> Window:
     if t.anchor not in ("start", "end") and t.anchor not in events:
         raise SuiteError(file, f"{path}.anchor",
                          f"expected 'start', 'end' or an event of this suite {sorted(events)}, got {t.anchor!r}")
+    if t.until is not None and t.until not in events:
+        raise SuiteError(file, f"{path}.until", f"expected an event of this suite {sorted(events)}, got {t.until!r}")
     if t.length is not None and t.fraction is not None:
         raise SuiteError(file, path, "give 'length' or 'fraction', not both")
     if t.fraction is not None and t.fraction > 1:
         raise SuiteError(file, f"{path}.fraction", f"expected a number in (0, 1], got {t.fraction!r}")
-    return Window(t.anchor, t.offset, t.length, t.fraction)
+    return Window(t.anchor, t.offset, t.length, t.fraction, t.until)
 
 
 _NEEDS = {"approx": (), "interval": ("interval",), "le": ("bound",), "ge": ("bound",), "lt": ("bound",), "gt": ("bound",),
@@ -355,9 +405,20 @@ _NEEDS = {"approx": (), "interval": ("interval",), "le": ("bound",), "ge": ("bou
 
 
 def _expectation(table: Any, i: int, file: str, optimizer_keys: set[str], measures: dict, events: dict,
-                 devices: tuple[str, ...]) -> Expectation:
-    path = f"expect[{i}]"
+                 devices: tuple[str, ...], sweep: dict | None = None) -> Expectation:
+    path = f"sweep_expect[{i}]" if sweep is not None else f"expect[{i}]"
     t = build(_ExpectTable, table, file, path)
+    if sweep is None:
+        for key in ("across", "aggregate"):
+            if key in table:
+                raise SuiteError(file, f"{path}.{key}", "only a [[sweep_expect]] table aggregates across a sweep")
+    else:
+        if t.across not in sweep:
+            raise SuiteError(file, f"{path}.across", f"expected a sweep axis of this suite {sorted(sweep)}, got {t.across!r}")
+        if t.aggregate is None:
+            raise SuiteError(file, f"{path}.aggregate", "missing; expected one of 'spearman', 'min', 'max', 'median', 'mean'")
+        if t.check == "reaches":
+            raise SuiteError(file, f"{path}.check", "check 'reaches' is per case; use it in [[expect]]")
     for key in ("name", "measure"):
         if key not in table:
             raise SuiteError(file, f"{path}.{key}", "missing; expected a string")
@@ -387,6 +448,9 @@ def _expectation(table: Any, i: int, file: str, optimizer_keys: set[str], measur
             statistic = parse_statistic(t.statistic)
         except ValueError as exc:
             raise SuiteError(file, f"{path}.statistic", str(exc)) from None
+        if statistic.other is not None and statistic.other not in measures:
+            raise SuiteError(file, f"{path}.statistic.with",
+                             f"expected one of the suite's measures {sorted(measures)}, got {statistic.other!r}")
     window = _window(t.window, file, f"{path}.window", events)
     on = {}
     for dev, over in (t.on or {}).items():
@@ -398,7 +462,8 @@ def _expectation(table: Any, i: int, file: str, optimizer_keys: set[str], measur
         name=t.name, measure=t.measure, check=t.check, predict=predict, args=args, compare=compare,
         statistic=statistic, window=window, target=target, rtol=t.rtol or 0.0, atol=t.atol or 0.0,
         interval=tuple(t.interval) if t.interval is not None else None, bound=t.bound,
-        threshold=t.threshold, direction=t.direction, within=t.within, on=on, why=t.why)
+        threshold=t.threshold, direction=t.direction, within=t.within, on=on, why=t.why,
+        across=t.across, aggregate=t.aggregate)
 
 
 def load_suite(path: str | Path) -> Suite:
@@ -415,7 +480,8 @@ def load_suite(path: str | Path) -> Suite:
         raise SuiteError(file, "", "not UTF-8 text") from None
     except tomllib.TOMLDecodeError as exc:
         raise SuiteError(file, "", f"malformed TOML: {exc}") from None
-    check_keys(raw, ["schema", "suite", "problem", "optimizer", "run", "measures", "events", "expect"], file, "")
+    check_keys(raw, ["schema", "suite", "problem", "optimizer", "run", "measures", "events", "expect", "sweep_expect"],
+               file, "")
     if "schema" not in raw:
         raise SuiteError(file, "schema", f"missing; expected schema = {SCHEMA_VERSION}")
     if raw["schema"] != SCHEMA_VERSION:
@@ -451,20 +517,36 @@ def load_suite(path: str | Path) -> Suite:
     optimizer_keys = {f.name for f in dataclasses.fields(OPTIMIZERS[okind])}
 
     run = build(_RunTable, raw["run"], file, "run")
-    measures = _measures(raw["measures"], file, run.steps)
-    events = _events(raw.get("events"), file, optimizer_keys, measures)
+    events_raw = coerce(raw.get("events") or {}, dict, file, "events")
+    measures = _measures(raw["measures"], file, run.steps, set(events_raw))
+    events = _events(events_raw, file, optimizer_keys, measures)
+    for name, spec in measures.items():
+        if spec.from_event is not None and events[spec.from_event].measure == name:
+            raise SuiteError(file, f"measures.{name}.from_event", "an event cannot start the measure it is computed from")
     expects = raw["expect"]
     if not isinstance(expects, list) or not expects:
         raise SuiteError(file, "expect", "expected at least one [[expect]] table")
     expectations = tuple(_expectation(t, i, file, optimizer_keys, measures, events, tuple(meta.devices))
                          for i, t in enumerate(expects))
-    names = [e.name for e in expectations]
+    sweeps = raw.get("sweep_expect", [])
+    if not isinstance(sweeps, list):
+        raise SuiteError(file, "sweep_expect", "expected [[sweep_expect]] tables")
+    sweep_expectations = tuple(_expectation(t, i, file, optimizer_keys, measures, events, tuple(meta.devices), sweep)
+                               for i, t in enumerate(sweeps))
+    names = [e.name for e in expectations + sweep_expectations]
     dup = {n for n in names if names.count(n) > 1}
     if dup:
         raise SuiteError(file, "expect", f"expectation names must be distinct; repeated: {sorted(dup)}")
+    stop_event, stop_after = None, 0
+    if run.stop is not None:
+        stop = build(_StopTable, run.stop, file, "run.stop")
+        if stop.event not in events:
+            raise SuiteError(file, "run.stop.event", f"expected an event of this suite {sorted(events)}, got {stop.event!r}")
+        stop_event, stop_after = stop.event, stop.after
     return Suite(
         file=file, sha256=hashlib.sha256(data).hexdigest(), id=meta.id, claim=meta.claim, source=meta.source,
         devices=tuple(meta.devices), dtypes=dtypes, seeds=tuple(meta.seeds), matmul_precision=meta.matmul_precision,
         slow=meta.slow, problem_kind=pkind, problem=problem, problem_table=dict(raw["problem"]),
         optimizer_kind=okind, optimizer_table=fixed, sweep=sweep, steps=run.steps, measures=measures,
-        events=events, expectations=expectations)
+        events=events, expectations=expectations, sweep_expectations=sweep_expectations,
+        stop_event=stop_event, stop_after=stop_after)

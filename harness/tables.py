@@ -22,20 +22,25 @@ def format_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 SUMMARY_HEADER = ("suite", "case", "expectation", "statistic", "measured", "predicted", "tolerance", "verdict")
 
 
-def summary_rows(results) -> list[list[str]]:
-    """One row per expectation of every case (one row for a skipped case)."""
+def _row(suite_id: str, case_id: str, v: Verdict) -> list[str]:
+    stat = v.statistic or "-"
+    if v.predict and v.per_case is None:
+        stat = f"{stat}({v.measure}{'/' if v.compare == 'ratio' else '-'}{v.predict})"
+    return [suite_id, case_id, v.name, stat, fmt(v.measured), fmt(v.predicted), v.tolerance or "-",
+            "PASS" if v.passed else "FAIL"]
+
+
+def summary_rows(results, sweeps=()) -> list[list[str]]:
+    """One row per expectation of every case (one row for a skipped case), then one per
+    sweep expectation and group (``sweeps``: ``[(suite id, group id, verdict)]``)."""
     rows = []
     for r in results:
         c = r.case
         if r.skipped is not None:
             rows.append([c.suite.id, c.id, "-", "-", "-", "-", "-", f"SKIP ({r.skipped})"])
             continue
-        for v in r.verdicts:
-            stat = v.statistic or "-"
-            if v.predict:
-                stat = f"{stat}({v.measure}{'/' if v.compare == 'ratio' else '-'}{v.predict})"
-            rows.append([c.suite.id, c.id, v.name, stat, fmt(v.measured), fmt(v.predicted), v.tolerance or "-",
-                         "PASS" if v.passed else "FAIL"])
+        rows.extend(_row(c.suite.id, c.id, v) for v in r.verdicts)
+    rows.extend(_row(suite_id, key, v) for suite_id, key, v in sweeps)
     return rows
 
 
@@ -48,4 +53,6 @@ def failure_table(v: Verdict) -> str:
     out = format_table(["", ""], rows).split("\n", 2)[2]
     if v.last:
         out += "\nlast measurements in the window (step: value):\n" + "\n".join(f"  {s}: {x:.6g}" for s, x in v.last)
+    if v.per_case:
+        out += "\nper case:\n" + "\n".join(f"  {k}: {fmt(x)}" for k, x in v.per_case.items())
     return out

@@ -33,7 +33,8 @@ def test_windows_anchor_on_start_end_and_events():
     assert Window("start", 10, 20).bounds(100) == (10, 30)
     assert Window("end", 0, None, 0.5).bounds(100) == (50, 100)
     assert Window("end", 10, 20).bounds(100) == (70, 90)
-    assert Window("my_event", 5, 10).bounds(100, event_step=40) == (45, 55)
+    assert Window("my_event", 5, 10).bounds(100, {"my_event": 40}) == (45, 55)
+    assert Window("start", 0, None, None, "stop").bounds(100, {"stop": 30}) == (0, 30)
 
 
 def test_event_window_and_missing_event(suite):

@@ -1,0 +1,97 @@
+"""Quantities of the Hessian-Jacobian ansatz (MacDonald, Valmadre & Lucey 2023, arXiv
+2305.14683), for a network whose first layer is affine, ``z_1 = W_1 x + b_1``, ``f = g(z_1)``,
+and a loss whose output Hessian is ``I / n`` (``mse``: ``(1/n) sum_i 1/2 ||f(x_i) - y_i||^2``).
+
+* ``J_F = (1/n) sum_i ||D_x f(x_i)||_F^2``: the mean squared input-output Jacobian norm over
+  a set of inputs (the ansatz's "Jacobian over the training samples").
+* (H1) chain rule, exact: ``D_x f(x) = D_{z_1} f(x) W_1``.
+* (H2) Kronecker structure, exact: ``||d f / d W_1 (x)||_F^2 = ||D_{z_1} f(x)||_F^2 ||x||^2``, so
+  ``Tr G_{W_1} = (1/n) sum_i ||x_i||^2 ||D_{z_1} f(x_i)||_F^2`` for the first-layer block of the
+  Gauss-Newton matrix.
+* (H3) trace inequality, exact: ``(1/n) sum_i ||x_i||^2 ||D_x f(x_i)||_F^2 <= ||W_1||_2^2 Tr G_{W_1}``
+  ("Jacobian <= weights x curvature": with ``||W_1||`` growing slowly, a rising training-sample
+  Jacobian forces first-layer curvature up).
+
+(H1)-(H3) are the theory note's formalisation (shared/theory/curvature.md, Sec. 4.2, [D]); the
+paper's own equations could not be retrieved. Every Jacobian here goes through
+:func:`harness.curvature.input_jacobians`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from torch import Tensor, nn
+from torch.func import functional_call
+
+from .curvature import input_jacobians
+from .errors import MeasurementError
+from .objective import FlatModule
+
+__all__ = ["FirstLayer", "first_layer", "mean_sq_jacobian_norm", "chain_rule_error", "trace_inequality_ratio"]
+
+
+@dataclass(frozen=True)
+class FirstLayer:
+    """``W_1``, ``b_1`` and ``g`` with ``f(x) = g(W_1 x + b_1)``, at parameters ``theta``."""
+
+    weight: Tensor
+    bias: Tensor | None
+    rest: Callable[[Tensor, Tensor], Tensor]  # g(theta, z_1)
+
+    def preactivation(self, inputs: Tensor) -> Tensor:
+        z = inputs @ self.weight.T
+        return z if self.bias is None else z + self.bias
+
+
+def first_layer(model: FlatModule, theta: Tensor) -> FirstLayer:
+    """Split an ``nn.Sequential`` whose first module is ``nn.Linear``."""
+    module = getattr(model, "module", None)
+    if not isinstance(module, nn.Sequential) or not isinstance(module[0], nn.Linear):
+        raise MeasurementError("the Hessian-Jacobian measures need an nn.Sequential model whose first layer is nn.Linear")
+    params = model.unflatten(theta)
+    rest = module[1:]
+    rest_names = {n for n, _ in rest.named_parameters()}
+
+    def g(th: Tensor, z: Tensor) -> Tensor:
+        p = {k: v for k, v in model.unflatten(th).items() if k in rest_names}
+        return functional_call(rest, (p, dict(rest.named_buffers())), (z,))
+
+    return FirstLayer(params["0.weight"], params.get("0.bias"), g)
+
+
+def _flat_jac(j: Tensor) -> Tensor:
+    """``(n, *out, *in)`` per-sample Jacobians as ``(n, out, in)`` matrices (one input axis)."""
+    return j.reshape(j.shape[0], -1, j.shape[-1])
+
+
+def mean_sq_jacobian_norm(model, theta: Tensor, inputs: Tensor, method: str = "vmap",
+                          chunk_size: int | None = None) -> float:
+    """``J_F = (1/n) sum_i ||D_x f(x_i)||_F^2``."""
+    j = input_jacobians(model, theta, inputs, method=method, chunk_size=chunk_size)
+    return float(j.pow(2).sum() / inputs.shape[0])
+
+
+def chain_rule_error(model: FlatModule, theta: Tensor, inputs: Tensor, method: str = "vmap",
+                     chunk_size: int | None = None) -> float:
+    """(H1): ``max_i ||D_x f(x_i) - D_{z_1} f(x_i) W_1||_F / ||D_x f(x_i)||_F``."""
+    layer = first_layer(model, theta)
+    dx = _flat_jac(input_jacobians(model, theta, inputs, method=method, chunk_size=chunk_size))
+    dz = _flat_jac(input_jacobians(layer.rest, theta, layer.preactivation(inputs), method=method, chunk_size=chunk_size))
+    err = (dx - dz @ layer.weight).flatten(1).norm(dim=1) / dx.flatten(1).norm(dim=1).clamp_min(torch.finfo(dx.dtype).tiny)
+    return float(err.max())
+
+
+def trace_inequality_ratio(model: FlatModule, theta: Tensor, inputs: Tensor, method: str = "vmap",
+                           chunk_size: int | None = None) -> float:
+    """(H3): ``[(1/n) sum ||x_i||^2 ||D_x f(x_i)||_F^2] / [||W_1||_2^2 Tr G_{W_1}]`` (<= 1)."""
+    layer = first_layer(model, theta)
+    x2 = inputs.flatten(1).pow(2).sum(dim=1)
+    dx = input_jacobians(model, theta, inputs, method=method, chunk_size=chunk_size)
+    dz = input_jacobians(layer.rest, theta, layer.preactivation(inputs), method=method, chunk_size=chunk_size)
+    lhs = (x2 * dx.flatten(1).pow(2).sum(dim=1)).mean()
+    trace_g_w1 = (x2 * dz.flatten(1).pow(2).sum(dim=1)).mean()
+    w_norm = torch.linalg.matrix_norm(layer.weight, ord=2)
+    return float(lhs / (w_norm ** 2 * trace_g_w1))
