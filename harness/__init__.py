@@ -12,10 +12,12 @@ from .curvature import (HVP_STRATEGIES, gauss_newton_operator, hessian_operator,
 from .spectrum import EigResult, lanczos
 
 # update rules and predictions
-from .optimizers import GD, OPTIMIZERS, HeavyBall, Nesterov
-from .predictions import PREDICTIONS, gd_edge, heavy_ball_edge, nesterov_edge
+from .optimizers import GD, OPTIMIZERS, SAM, HeavyBall, Nesterov, SAMUnnormalized
+from .predictions import (PREDICTIONS, gauss_newton_top, gd_edge, heavy_ball_edge, nesterov_edge, sam_edge,
+                          sam_orbit_grad_norm, sam_unnormalized_edge)
 
 # problems and measures
+from .ansatz import chain_rule_error, mean_sq_jacobian_norm, trace_inequality_ratio
 from .problems import PROBLEMS, Problem
 from .measures import MEASURES, Measurement, StepContext
 from .losses import LOSSES
@@ -23,7 +25,7 @@ from .losses import LOSSES
 # suites, runs and records
 from .errors import HarnessError, MeasurementError, SuiteError
 from .suite import Suite, load_suite
-from .runner import Case, CaseResult, expand, run_case
+from .runner import Case, CaseResult, evaluate_sweeps, expand, run_case
 from .expectations import Verdict
 from .records import RECORD_SCHEMA, read_records
 
@@ -34,10 +36,12 @@ __all__ = [
     "Objective", "FlatModule", "LinearOperator", "HVP_STRATEGIES", "hessian_operator", "hvp",
     "gauss_newton_operator", "param_jvp", "param_vjp", "input_jacobians", "EigResult", "lanczos",
     # update rules and predictions
-    "OPTIMIZERS", "GD", "HeavyBall", "Nesterov", "PREDICTIONS", "gd_edge", "heavy_ball_edge", "nesterov_edge",
+    "OPTIMIZERS", "GD", "HeavyBall", "Nesterov", "SAM", "SAMUnnormalized",
+    "PREDICTIONS", "gd_edge", "heavy_ball_edge", "nesterov_edge", "sam_edge", "sam_unnormalized_edge",
+    "sam_orbit_grad_norm", "gauss_newton_top",
     # problems and measures
-    "PROBLEMS", "Problem", "MEASURES", "Measurement", "StepContext", "LOSSES",
+    "PROBLEMS", "Problem", "mean_sq_jacobian_norm", "chain_rule_error", "trace_inequality_ratio", "MEASURES", "Measurement", "StepContext", "LOSSES",
     # suites, runs and records
     "HarnessError", "SuiteError", "MeasurementError", "Suite", "load_suite", "Case", "CaseResult", "expand",
-    "run_case", "Verdict", "RECORD_SCHEMA", "read_records",
+    "run_case", "evaluate_sweeps", "Verdict", "RECORD_SCHEMA", "read_records",
 ]

@@ -72,8 +72,13 @@ def sam_edge(lr: float, rho: float, grad_norm: float) -> float:
     ``1 - lr lam - lr rho lam^2 / ||g||``, unstable once ``lr lam + lr rho lam^2/||g|| > 2``; the
     positive root of ``rho lam^2/||g|| + lam - 2/lr = 0`` is SE. It is below ``2/lr`` for
     ``rho > 0`` and moves with the gradient norm of the same iterate.
+
+    Evaluated in the identical form ``4 / (lr (1 + sqrt(1 + 8 rho / (lr ||g||))))``, which does
+    not cancel when ``rho / ||g||`` is small; ``||g|| = 0`` gives the limit 0.
     """
-    return (grad_norm / (2.0 * rho)) * (math.sqrt(1.0 + 8.0 * rho / (lr * grad_norm)) - 1.0)
+    if grad_norm == 0:
+        return 0.0
+    return 4.0 / (lr * (1.0 + math.sqrt(1.0 + 8.0 * rho / (lr * grad_norm))))
 
 
 @PREDICTIONS.register("sam_unnormalized_edge")
@@ -84,8 +89,9 @@ def sam_unnormalized_edge(lr: float, rho: float) -> float:
     normalised rule: ``w - lr grad L(w + rho g)`` on a quadratic multiplies the error along an
     eigenvector by ``1 - lr lam - lr rho lam^2``; the positive root of
     ``rho lam^2 + lam - 2/lr = 0`` is the edge. It does not depend on the gradient norm.
+    Evaluated as the identical ``4 / (lr (1 + sqrt(1 + 8 rho / lr)))`` (no cancellation).
     """
-    return (math.sqrt(1.0 + 8.0 * rho / lr) - 1.0) / (2.0 * rho)
+    return 4.0 / (lr * (1.0 + math.sqrt(1.0 + 8.0 * rho / lr)))
 
 
 @PREDICTIONS.register("sam_orbit_grad_norm")

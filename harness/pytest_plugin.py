@@ -98,12 +98,12 @@ class SuiteFile(pytest.File):
         cases = expand(suite)
         for case in cases:
             yield _mark(CaseItem.from_parent(self, name=case.id, case=case), suite, case.device)
-        groups: dict[str, list[Case]] = {}
+        groups: dict[str, dict[str, Case]] = {}
         for e in suite.sweep_expectations:
             for case in cases:
-                groups.setdefault(group_key(case, e.across), []).append(case)
-        for key, members in groups.items():
-            members = list(dict.fromkeys(members))
+                groups.setdefault(group_key(case, e.across), {})[case.id] = case
+        for key, by_id in groups.items():
+            members = list(by_id.values())
             item = SweepItem.from_parent(self, name=f"sweep[{key}]", suite=suite, key=key, cases=members)
             yield _mark(item, suite, members[0].device)
 

@@ -90,3 +90,104 @@ def test_planted_fault_turns_the_suite_red(case, monkeypatch, fault):
     r = run_case(case)
     failed = [v.name for v in r.verdicts if not v.passed]
     assert failed, f"{fault.__name__} went unnoticed"
+
+
+# --- SAM and Hessian-Jacobian suites (issue 3): the note's faults, plus two of our own ----------
+
+import harness.optimizers as optimizers  # noqa: E402
+from harness import SAM  # noqa: E402
+from harness.predictions import PREDICTIONS  # noqa: E402
+from harness.runner import evaluate_sweeps  # noqa: E402
+
+SUITES = Path(__file__).parent.parent / "suites"
+
+
+def _one(file, **point):
+    s = load_suite(SUITES / file)
+    cases = [c for c in expand(s, ["cpu"]) if c.seed == 0 and all(dict(c.point)[k] == v for k, v in point.items())]
+    return s, cases
+
+
+def _sam_step(kind):
+    def step(self, theta, state, value_and_grad):
+        _, g = value_and_grad(theta)
+        if kind == "gd":
+            return theta - self.lr * g, state
+        if kind == "unnormalized":
+            return theta - self.lr * value_and_grad(theta + self.rho * g)[1], state
+        if kind == "wrong_sign":
+            return theta - self.lr * value_and_grad(theta - self.rho * g / g.norm())[1], state
+        raise ValueError(kind)
+    return step
+
+
+def sam_is_plain_gd(monkeypatch):
+    monkeypatch.setattr(SAM, "step", _sam_step("gd"))
+
+
+def sam_unnormalized_where_normalized(monkeypatch):
+    monkeypatch.setattr(SAM, "step", _sam_step("unnormalized"))
+
+
+def sam_perturbation_wrong_sign(monkeypatch):
+    monkeypatch.setattr(SAM, "step", _sam_step("wrong_sign"))
+
+
+def sam_edge_with_half_rho(monkeypatch):
+    real = PREDICTIONS["sam_edge"]
+    monkeypatch.setitem(PREDICTIONS._items, "sam_edge", lambda lr, rho, grad_norm: real(lr, rho / 2, grad_norm))
+
+
+def jacobian_at_stale_parameters(monkeypatch):
+    first = {}
+    real = measures.mean_sq_jacobian_norm
+    monkeypatch.setattr(measures, "mean_sq_jacobian_norm",
+                        lambda model, theta, *a: real(model, first.setdefault("theta", theta), *a))
+
+
+def gauss_newton_normalised_twice(monkeypatch):
+    real = measures.gauss_newton_operator
+
+    def twice(obj, theta):
+        op = real(obj, theta)
+        return LinearOperator(lambda v: (op @ v) / obj.n, op.dim, op.dtype, op.device)
+    monkeypatch.setattr(measures, "gauss_newton_operator", twice)
+
+
+def chain_rule_with_rescaled_weight(monkeypatch):
+    # ours: the first-layer weight used by the ansatz measures off by 0.1 % (e.g. a stale copy)
+    import harness.ansatz as ansatz
+    real = ansatz.first_layer
+
+    def bad(model, theta):
+        layer = real(model, theta)
+        w = layer.weight
+        return type(layer)(w * (1 + 1e-3), layer.bias, layer.rest)
+    monkeypatch.setattr(ansatz, "first_layer", bad)
+
+
+SUITE_FAULTS = [
+    ("sam_edge_mlp.toml", {}, sam_is_plain_gd),
+    ("sam_edge_mlp.toml", {}, sam_unnormalized_where_normalized),
+    ("sam_edge_mlp.toml", {}, sam_perturbation_wrong_sign),
+    ("sam_edge_mlp.toml", {}, sam_edge_with_half_rho),
+    ("sam_quadratic_orbit.toml", {"rho": 0.02}, sam_is_plain_gd),
+    ("sam_quadratic_orbit.toml", {"rho": 0.02}, sam_unnormalized_where_normalized),
+    ("sam_quadratic_orbit.toml", {"rho": 0.02}, sam_perturbation_wrong_sign),
+    ("sam_quadratic_orbit.toml", {"rho": 0.02}, sam_edge_with_half_rho),
+    ("jacobian_ansatz.toml", {}, jacobian_at_stale_parameters),
+    ("jacobian_ansatz.toml", {}, gauss_newton_normalised_twice),
+    ("jacobian_ansatz.toml", {}, chain_rule_with_rescaled_weight),
+    ("jacobian_flatness_sweep.toml", {}, jacobian_at_stale_parameters),
+]
+
+
+@pytest.mark.parametrize("file,point,fault", SUITE_FAULTS,
+                         ids=[f"{f.split('.')[0]}-{fault.__name__}" for f, _, fault in SUITE_FAULTS])
+def test_planted_fault_turns_sam_and_jacobian_suites_red(monkeypatch, file, point, fault):
+    suite, cases = _one(file, **point)
+    fault(monkeypatch)
+    results = [run_case(c) for c in cases]
+    failed = [v.name for r in results for v in r.verdicts if not v.passed]
+    failed += [v.name for _, verdicts in evaluate_sweeps(suite, results).values() for v in verdicts if not v.passed]
+    assert failed, f"{fault.__name__} went unnoticed by {suite.id}"

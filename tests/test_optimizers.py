@@ -41,3 +41,23 @@ def _final(opt, lam, steps=4000):
 def test_stability_edges_of_the_rules(opt, edge):
     assert _final(opt, 0.99 * edge) < 1.0
     assert _final(opt, 1.01 * edge) > 1e3
+
+
+def test_sam_rules_match_their_formulas():
+    from harness import SAM, SAMUnnormalized
+    lam = torch.tensor([3.0, 1.0], dtype=torch.float64)
+    w = torch.tensor([0.5, -1.0], dtype=torch.float64)
+    g = lam * w
+    w_sam, _ = SAM(lr=0.1, rho=0.05).step(w, (), quadratic(lam))
+    torch.testing.assert_close(w_sam, w - 0.1 * lam * (w + 0.05 * g / g.norm()), rtol=1e-14, atol=0)
+    w_u, _ = SAMUnnormalized(lr=0.1, rho=0.05).step(w, (), quadratic(lam))
+    torch.testing.assert_close(w_u, w - 0.1 * lam * (w + 0.05 * g), rtol=1e-14, atol=0)
+    w_eps, _ = SAM(lr=0.1, rho=0.05, eps=1e-5).step(w, (), quadratic(lam))
+    torch.testing.assert_close(w_eps, w - 0.1 * lam * (w + 0.05 * g / (g.norm() + 1e-5)), rtol=1e-14, atol=0)
+
+
+def test_sam_at_a_stationary_point_does_not_divide_by_zero():
+    from harness import SAM
+    w = torch.zeros(2, dtype=torch.float64)
+    out, _ = SAM(lr=0.1, rho=0.05).step(w, (), quadratic(torch.ones(2, dtype=torch.float64)))
+    assert torch.equal(out, w)

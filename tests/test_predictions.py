@@ -33,3 +33,32 @@ def test_registry_and_docstrings():
         fn = PREDICTIONS[name]
         assert "arXiv" in fn.__doc__, f"{name} must cite its paper"
     assert arguments("heavy_ball_edge") == ["lr", "momentum"]
+
+
+@pytest.mark.parametrize("lr,rho,g", [(0.2, 0.02, 0.14), (0.01, 0.1, 1e-3), (0.5, 0.005, 2.0)])
+def test_sam_edge_is_the_positive_root_of_the_stability_quadratic(lr, rho, g):
+    from harness.predictions import sam_edge
+    # independent computation: lr*lam + lr*rho*lam^2/g = 2, solved by numpy
+    roots = np.roots([lr * rho / g, lr, -2.0])
+    assert sam_edge(lr, rho, g) == pytest.approx(max(roots.real), rel=1e-12)
+    assert sam_edge(lr, rho, g) < gd_edge(lr)
+    assert sam_edge(lr, rho * 1e-12, g) == pytest.approx(gd_edge(lr), rel=1e-6)  # rho -> 0: the GD edge
+    assert sam_edge(lr, rho, 2 * g) > sam_edge(lr, rho, g)  # increasing in ||g||
+
+
+def test_unnormalized_edge_and_the_orbit():
+    from harness.predictions import sam_edge, sam_orbit_grad_norm, sam_unnormalized_edge
+    lr, rho = 0.2, 0.02
+    assert sam_unnormalized_edge(lr, rho) == pytest.approx(max(np.roots([lr * rho, lr, -2.0]).real), rel=1e-12)
+    for lam in (1.0, 4.0, 9.0):  # on the 2-cycle the SAM edge equals the curvature exactly
+        assert sam_edge(lr, rho, sam_orbit_grad_norm(lr, rho, lam)) == pytest.approx(lam, rel=1e-12)
+
+
+def test_sam_edge_literal_formula_agrees_where_it_is_well_conditioned():
+    from harness.predictions import sam_edge, sam_unnormalized_edge
+    import math
+    for lr, rho, g in [(0.2, 0.02, 0.14), (0.1, 0.05, 0.01)]:
+        literal = (g / (2 * rho)) * (math.sqrt(1 + 8 * rho / (lr * g)) - 1)  # as printed in the paper's code
+        assert sam_edge(lr, rho, g) == pytest.approx(literal, rel=1e-12)
+        assert sam_unnormalized_edge(lr, rho) == pytest.approx((math.sqrt(1 + 8 * rho / lr) - 1) / (2 * rho), rel=1e-12)
+    assert sam_edge(0.2, 0.02, 0.0) == 0.0

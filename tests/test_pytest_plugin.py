@@ -45,3 +45,27 @@ def test_malformed_suite_is_a_collection_error_without_traceback(pytester):
     result.stdout.fnmatch_lines(["*suites/tiny.toml: run.stepz: unknown key (did you mean 'steps'?)*"])
     assert "Traceback" not in result.stdout.str()
     assert result.ret != 0
+
+
+SWEEP = """
+[[sweep_expect]]
+name = "larger_lr_lower_loss"
+measure = "loss"
+statistic = "last"
+window = { anchor = "start", length = 10 }
+across = "lr"
+aggregate = "spearman"
+check = "le"
+bound = BOUND
+"""
+
+
+def test_sweep_items_pass_and_fail_with_a_table(pytester):
+    _suite(pytester, VALID + SWEEP.replace("BOUND", "-0.99"))
+    result = pytester.runpytest("--device", "cpu", "-rA", "--harness-out", "out")
+    result.assert_outcomes(passed=6, skipped=6)  # 4 cases + 2 sweep groups on the CPU
+    assert len(list((pytester.path / "out").rglob("sweep-*.json"))) == 2
+    _suite(pytester, VALID + SWEEP.replace("BOUND", "-1.5"))
+    result = pytester.runpytest("--device", "cpu", "--harness-out", "")
+    result.assert_outcomes(passed=4, failed=2, skipped=6)
+    result.stdout.fnmatch_lines(["*larger_lr_lower_loss*", "*per case:*", "*lr=0.1-seed=0-cpu*"])

@@ -58,3 +58,43 @@ def test_a_crash_inside_a_case_is_reported_as_its_failure(suite, monkeypatch):
     r = run_case(expand(suite, ["cpu"])[0])
     assert r.status == "failed" and "kernel exploded" in r.error
     assert all("kernel exploded" in v.message for v in r.verdicts)
+
+
+def test_stop_on_event_and_measures_from_an_event(tmp_path):
+    text = VALID.replace("steps = 60", 'steps = 500\nstop = { event = "low_loss", after = 4 }')
+    text = text.replace("[measures.lambda_max]\nevery = 10", '[measures.lambda_max]\nevery = 2\nfrom_event = "low_loss"')
+    text = text.replace("within = 60", "within = 500")
+    s = load_suite(write(tmp_path, text))
+    r = run_case(expand(s, ["cpu"])[0])
+    loss = r.trajectories["loss"]
+    fired = next(step for step, v in zip(loss["steps"], loss["values"]) if v <= 1e-3)
+    assert r.last_step == fired + 4 and loss["steps"][-1] == fired + 4
+    assert r.trajectories["lambda_max"]["steps"] == [fired, fired + 2, fired + 4]
+    assert r.status == "passed", [v.message for v in r.verdicts]
+
+
+def test_sweep_expectation_over_groups(tmp_path):
+    from harness import evaluate_sweeps
+    from suite_text import VALID as V
+    sweep = """
+[[sweep_expect]]
+name = "larger_lr_lower_loss"
+measure = "loss"
+statistic = "last"
+window = { anchor = "start", length = 10 }
+across = "lr"
+aggregate = "spearman"
+check = "approx"
+target = -1.0
+atol = 1e-9
+"""
+    s = load_suite(write(tmp_path, V + sweep))
+    results = [run_case(c) for c in expand(s, ["cpu"])]
+    groups = evaluate_sweeps(s, results)
+    assert sorted(groups) == ["across=lr-seed=0-cpu", "across=lr-seed=1-cpu"]
+    for members, (v,) in groups.values():
+        assert len(members) == 2 and v.passed and v.measured == pytest.approx(-1.0)
+        assert set(v.per_case) == {m.case.id for m in members}
+    wrong = load_suite(write(tmp_path, V + sweep.replace("target = -1.0", "target = 1.0"), "w.toml"))
+    for _, (v,) in evaluate_sweeps(wrong, [run_case(c) for c in expand(wrong, ["cpu"])]).values():
+        assert not v.passed and "outside" in v.message

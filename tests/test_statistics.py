@@ -32,3 +32,14 @@ def test_too_short_windows_are_refused():
 def test_unknown_statistics(bad):
     with pytest.raises(ValueError):
         parse_statistic(bad)
+
+
+def test_spearman_with_another_series():
+    s = parse_statistic({"name": "spearman", "with": "other"})
+    steps = np.arange(5)
+    assert s(steps, np.array([1.0, 2, 3, 4, 5]), np.array([10.0, 20, 25, 26, 40])) == pytest.approx(1.0)
+    assert s(steps, np.array([1.0, 2, 3, 4, 5]), np.array([5.0, 4, 3, 2, 1])) == pytest.approx(-1.0)
+    with pytest.raises(StatisticError, match="constant"):
+        s(steps, np.array([1.0, 2, 3, 4, 5]), np.ones(5))
+    with pytest.raises(ValueError, match="must name a measure"):
+        parse_statistic({"name": "spearman", "with": 3})

@@ -43,7 +43,30 @@ BAD = [
     (lambda t: t.replace('name = "loss_falls"', 'name = "sharpness_below_edge"'), "expect", "distinct"),
     (lambda t: t.replace("bound = 0.9", "bound = 0.9\non = { tpu = { bound = 1.0 } }"), "expect[0].on.tpu", "devices"),
     (lambda t: t.replace("within = 60", "within = 60\nstatistic = \"max\""), "expect[1].statistic", "takes no statistic"),
+    (lambda t: t + SWEEP.replace('across = "lr"', 'across = "rho"'), "sweep_expect[0].across", "sweep axis"),
+    (lambda t: t + SWEEP.replace('aggregate = "spearman"\n', ''), "sweep_expect[0].aggregate", "missing"),
+    (lambda t: t + SWEEP.replace('aggregate = "spearman"', 'aggregate = "kendall"'), "sweep_expect[0].aggregate", "spearman"),
+    (lambda t: t.replace('bound = 0.9', 'bound = 0.9\nacross = "lr"'), "expect[0].across", "only a [[sweep_expect]]"),
+    (lambda t: t.replace("every = 10\n", 'every = 10\nfrom_event = "lowloss"\n'), "measures.lambda_max.from_event", "event"),
+    (lambda t: t.replace('anchor = "low_loss", offset = 0', 'until = "nope"'), "expect[2].window.until", "event"),
+    (lambda t: t.replace("steps = 60", 'steps = 60\nstop = { event = "nope" }'), "run.stop.event", "event"),
+    (lambda t: t.replace("steps = 60", 'steps = 60\nstop = { evnt = "low_loss" }'), "run.stop.evnt", "did you mean 'event'"),
+    (lambda t: t.replace('statistic = "max"', 'statistic = { name = "spearman", with = "gradnorm" }'),
+     "expect[0].statistic.with", "gradnorm"),
+    (lambda t: t.replace('predict = "gd_edge"', 'predict = "gd_edge"\nargs = { lr = "loss_rate" }'),
+     "expect[0].args.lr", "names a measure"),
 ]
+
+SWEEP = '''
+[[sweep_expect]]
+name = "faster_with_larger_lr"
+measure = "loss"
+statistic = "last"
+across = "lr"
+aggregate = "spearman"
+check = "le"
+bound = -0.99
+'''
 
 
 @pytest.mark.parametrize("edit,key,phrase", BAD, ids=[b[1] or "toml" for b in BAD])
@@ -74,3 +97,11 @@ def test_shipped_suites_all_load():
     assert files
     for f in files:
         load_suite(f)
+
+
+def test_sweep_expectations_and_stop_load(tmp_path):
+    text = VALID.replace("steps = 60", 'steps = 60\nstop = { event = "low_loss", after = 3 }') + SWEEP
+    s = load_suite(write(tmp_path, text))
+    (e,) = s.sweep_expectations
+    assert e.over_sweep and e.across == "lr" and e.aggregate == "spearman"
+    assert s.stop_event == "low_loss" and s.stop_after == 3

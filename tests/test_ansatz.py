@@ -1,0 +1,55 @@
+import pytest
+import torch
+from torch.func import jacrev
+
+from conftest import tiny_problem
+from harness.ansatz import chain_rule_error, first_layer, mean_sq_jacobian_norm, trace_inequality_ratio
+
+
+@pytest.fixture(params=[0, 1])
+def problem(request):
+    return tiny_problem(seed=request.param)
+
+
+def test_first_layer_split_reproduces_the_model(problem):
+    obj, theta = problem
+    layer = first_layer(obj.model, theta)
+    torch.testing.assert_close(layer.rest(theta, layer.preactivation(obj.inputs)), obj.model(theta, obj.inputs))
+
+
+def test_jacobian_norm_matches_per_sample_jacrev(problem):
+    obj, theta = problem
+    ref = torch.stack([jacrev(lambda x: obj.model(theta, x[None])[0])(x) for x in obj.inputs])
+    expected = float(ref.pow(2).sum() / obj.n)
+    for method in ("vmap", "backward"):
+        assert mean_sq_jacobian_norm(obj.model, theta, obj.inputs, method) == pytest.approx(expected, rel=1e-12)
+
+
+def test_chain_rule_holds_and_its_error_detects_a_stale_weight(problem, monkeypatch):
+    import dataclasses
+
+    import harness.ansatz as ansatz
+
+    obj, theta = problem
+    assert chain_rule_error(obj.model, theta, obj.inputs) < 1e-12
+    stale = theta.clone()
+    stale[: 6 * 4] += 0.05  # first-layer weight of other parameters
+    real = ansatz.first_layer
+    monkeypatch.setattr(ansatz, "first_layer",
+                        lambda model, th: dataclasses.replace(real(model, th), weight=real(model, stale).weight))
+    assert chain_rule_error(obj.model, theta, obj.inputs) > 1e-3
+
+
+def test_trace_inequality_against_dense_first_layer_gauss_newton(problem):
+    obj, theta = problem
+    # independent: Tr G_W1 = (1/n) sum_i ||d f(x_i) / d W_1||_F^2 from per-sample parameter Jacobians
+    n_w1 = 6 * 4
+    per_sample = torch.stack([jacrev(lambda t: obj.model(t, x[None])[0])(theta)[:, :n_w1] for x in obj.inputs])
+    trace_g_w1 = float(per_sample.pow(2).sum() / obj.n)
+    dx = torch.stack([jacrev(lambda x: obj.model(theta, x[None])[0])(x) for x in obj.inputs])
+    lhs = float((obj.inputs.pow(2).sum(1) * dx.pow(2).sum((1, 2))).mean())
+    w1 = theta[:n_w1].view(6, 4)
+    expected = lhs / (float(torch.linalg.matrix_norm(w1, ord=2)) ** 2 * trace_g_w1)
+    ratio = trace_inequality_ratio(obj.model, theta, obj.inputs)
+    assert ratio == pytest.approx(expected, rel=1e-10)
+    assert 0 < ratio <= 1
