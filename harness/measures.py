@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Callable, ClassVar, Literal
 
 import torch
 from torch import Tensor
@@ -187,41 +187,43 @@ def _inputs(ctx: StepContext, which: str, memory: dict) -> Tensor:
 
 
 @dataclass(frozen=True)
-class _JacobianOptions:
+class _JacobianMeasure:
+    """Options shared by the input-output Jacobian measures; ``quantity`` is the
+    :mod:`harness.ansatz` function ``(model, theta, inputs, method, chunk_size) -> float``."""
+
+    quantity: ClassVar[Callable[..., float]]
     inputs: Literal["train", "test", "random"] = "train"
     method: Literal["vmap", "backward"] = "vmap"
     chunk_size: int | None = field(default=None, metadata=positive)
 
+    def __call__(self, ctx: StepContext, memory: dict) -> Measurement:
+        x = _inputs(ctx, self.inputs, memory)
+        return Measurement(type(self).quantity(ctx.problem.objective.model, ctx.theta, x, self.method, self.chunk_size))
+
 
 @MEASURES.register("jacobian_norm")
 @dataclass(frozen=True)
-class JacobianNorm(_JacobianOptions):
+class JacobianNorm(_JacobianMeasure):
     """``J_F = (1/n) sum_i ||D_x f(x_i)||_F^2`` over the training inputs (or ``"test"`` or
     ``"random"`` off-data Gaussian inputs), MacDonald, Valmadre & Lucey, arXiv 2305.14683."""
 
-    def __call__(self, ctx: StepContext, memory: dict) -> Measurement:
-        x = _inputs(ctx, self.inputs, memory)
-        return Measurement(mean_sq_jacobian_norm(ctx.problem.objective.model, ctx.theta, x, self.method, self.chunk_size))
+    quantity = staticmethod(mean_sq_jacobian_norm)
 
 
 @MEASURES.register("chain_rule_error")
 @dataclass(frozen=True)
-class ChainRuleError(_JacobianOptions):
+class ChainRuleError(_JacobianMeasure):
     """(H1) of :mod:`harness.ansatz`: worst relative error of ``D_x f = D_{z_1} f W_1``."""
 
-    def __call__(self, ctx: StepContext, memory: dict) -> Measurement:
-        x = _inputs(ctx, self.inputs, memory)
-        return Measurement(chain_rule_error(ctx.problem.objective.model, ctx.theta, x, self.method, self.chunk_size))
+    quantity = staticmethod(chain_rule_error)
 
 
 @MEASURES.register("jacobian_trace_ratio")
 @dataclass(frozen=True)
-class JacobianTraceRatio(_JacobianOptions):
+class JacobianTraceRatio(_JacobianMeasure):
     """(H3) of :mod:`harness.ansatz`: the trace inequality's ratio, at most 1."""
 
-    def __call__(self, ctx: StepContext, memory: dict) -> Measurement:
-        x = _inputs(ctx, self.inputs, memory)
-        return Measurement(trace_inequality_ratio(ctx.problem.objective.model, ctx.theta, x, self.method, self.chunk_size))
+    quantity = staticmethod(trace_inequality_ratio)
 
 
 @MEASURES.register("test_loss")

@@ -64,3 +64,17 @@ def write(tmp_path, text=VALID, name="suite.toml"):
     path = tmp_path / name
     path.write_text(text)
     return path
+
+
+# a sweep expectation to append to VALID: the loss after 10 steps falls as lr grows (BOUND: its check)
+SWEEP = """
+[[sweep_expect]]
+name = "larger_lr_lower_loss"
+measure = "loss"
+statistic = "last"
+window = { anchor = "start", length = 10 }
+across = "lr"
+aggregate = "spearman"
+check = "le"
+bound = BOUND
+"""

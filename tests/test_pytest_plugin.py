@@ -1,6 +1,6 @@
 import torch
 
-from suite_text import VALID
+from suite_text import SWEEP, VALID
 
 
 def _suite(pytester, text=VALID):
@@ -45,19 +45,6 @@ def test_malformed_suite_is_a_collection_error_without_traceback(pytester):
     result.stdout.fnmatch_lines(["*suites/tiny.toml: run.stepz: unknown key (did you mean 'steps'?)*"])
     assert "Traceback" not in result.stdout.str()
     assert result.ret != 0
-
-
-SWEEP = """
-[[sweep_expect]]
-name = "larger_lr_lower_loss"
-measure = "loss"
-statistic = "last"
-window = { anchor = "start", length = 10 }
-across = "lr"
-aggregate = "spearman"
-check = "le"
-bound = BOUND
-"""
 
 
 def test_sweep_items_pass_and_fail_with_a_table(pytester):

@@ -75,19 +75,8 @@ def test_stop_on_event_and_measures_from_an_event(tmp_path):
 
 def test_sweep_expectation_over_groups(tmp_path):
     from harness import evaluate_sweeps
-    from suite_text import VALID as V
-    sweep = """
-[[sweep_expect]]
-name = "larger_lr_lower_loss"
-measure = "loss"
-statistic = "last"
-window = { anchor = "start", length = 10 }
-across = "lr"
-aggregate = "spearman"
-check = "approx"
-target = -1.0
-atol = 1e-9
-"""
+    from suite_text import SWEEP, VALID as V
+    sweep = SWEEP.replace("BOUND", "-0.99")
     s = load_suite(write(tmp_path, V + sweep))
     results = [run_case(c) for c in expand(s, ["cpu"])]
     groups = evaluate_sweeps(s, results)
@@ -95,6 +84,6 @@ atol = 1e-9
     for members, (v,) in groups.values():
         assert len(members) == 2 and v.passed and v.measured == pytest.approx(-1.0)
         assert set(v.per_case) == {m.case.id for m in members}
-    wrong = load_suite(write(tmp_path, V + sweep.replace("target = -1.0", "target = 1.0"), "w.toml"))
+    wrong = load_suite(write(tmp_path, V + SWEEP.replace("BOUND", "-1.5"), "w.toml"))
     for _, (v,) in evaluate_sweeps(wrong, [run_case(c) for c in expand(wrong, ["cpu"])]).values():
         assert not v.passed and "outside" in v.message
