@@ -140,9 +140,9 @@ def sam_edge_with_half_rho(monkeypatch):
 
 def jacobian_at_stale_parameters(monkeypatch):
     first = {}
-    real = measures.mean_sq_jacobian_norm
-    monkeypatch.setattr(measures, "mean_sq_jacobian_norm",
-                        lambda model, theta, *a: real(model, first.setdefault("theta", theta), *a))
+    real = measures.JacobianNorm.quantity
+    monkeypatch.setattr(measures.JacobianNorm, "quantity",
+                        staticmethod(lambda model, theta, *a: real(model, first.setdefault("theta", theta), *a)))
 
 
 def gauss_newton_normalised_twice(monkeypatch):
