@@ -83,7 +83,7 @@ def compared_series(measure: str, predict: str | None, args: dict, compare: str 
         if name in args and not isinstance(source, str):
             fixed[name] = float(source)
         elif name not in args and name in hyper:
-            fixed[name] = float(hyper[name])
+            fixed[name] = hyper[name]
         else:  # a measure at the same step: named by args, or the argument's own name
             s, v = _series(trajectories, source)
             per_step[name] = dict(zip(s.tolist(), v.tolist()))
@@ -104,8 +104,20 @@ def _safe(fn, kwargs: dict) -> float:
         return math.nan
 
 
+def predicted_value(predict: str, args: dict, bindings: dict) -> float:
+    """A prediction that needs no measure, bound from ``args`` then the case's ``bindings``."""
+    kwargs = {n: (float(args[n]) if n in args else bindings[n]) for n in arguments(predict)}
+    return _safe(PREDICTIONS[predict], kwargs)
+
+
 def event_step(event: EventSpec, trajectories: dict, hyper: dict) -> int | None:
-    """The first step at which the event's series is ``>= above`` (or ``<= below``)."""
+    """The first step at which the event's series is ``>= above`` (or ``<= below``); for a
+    predicted event, the predicted step rounded as the event says (None if not finite)."""
+    if event.predicted:
+        at = predicted_value(event.predict, event.args, hyper)
+        if not math.isfinite(at):
+            return None
+        return int({"ceil": math.ceil, "floor": math.floor, "nearest": round}[event.round](at))
     steps, values, _ = compared_series(event.measure, event.predict, event.args, event.compare, trajectories, hyper)
     with np.errstate(invalid="ignore"):
         hit = values >= event.above if event.above is not None else values <= event.below
@@ -146,12 +158,17 @@ def _windowed(suite: Suite, e: Expectation, trajectories: dict, hyper: dict, las
     return _Windowed(ws, values[inside], np.array([raw_by_step[s] for s in ws.tolist()]), other, predicted, (lo, hi))
 
 
-def _check(e: Expectation, x: float) -> tuple[bool, float, str]:
+def _resolve(value, bindings: dict):
+    """A target or bound: a number, or ``(prediction, args)`` evaluated for the case."""
+    return predicted_value(*value, bindings) if isinstance(value, tuple) else value
+
+
+def _check(e: Expectation, x: float, bindings: dict) -> tuple[bool, float, str]:
     if e.check == "approx":
-        return CHECKS["approx"](x, e.target, e.rtol, e.atol)
+        return CHECKS["approx"](x, _resolve(e.target, bindings), e.rtol, e.atol)
     if e.check == "interval":
         return CHECKS["interval"](x, *e.interval)
-    return CHECKS[e.check](x, e.bound)
+    return CHECKS[e.check](x, _resolve(e.bound, bindings))
 
 
 def _fail(e: Expectation, message: str, window=None, predicted=None, last=()) -> Verdict:
@@ -194,10 +211,14 @@ def evaluate(suite: Suite, e: Expectation, trajectories: dict, hyper: dict,
         measured_raw = e.statistic(w.steps, w.raw, w.other) if e.predict else measured
     except StatisticError as exc:
         return _fail(e, str(exc), (lo, hi), w.predicted, last)
-    passed, margin, tol = _check(e, measured)
+    passed, margin, tol = _check(e, measured, hyper)
     msg = "" if passed else f"{e.statistic.label()} = {measured:.6g}, outside {tol}"
+    predicted = w.predicted
+    for value in (e.target, e.bound):  # a predicted target or bound is the prediction reported
+        if isinstance(value, tuple):
+            predicted = _resolve(value, hyper)
     return Verdict(e.name, bool(passed), e.measure, e.check, e.statistic.label(), measured, measured_raw,
-                   w.predicted, tol, margin, (lo, hi), msg, last, e.predict, e.compare)
+                   predicted, tol, margin, (lo, hi), msg, last, e.predict, e.compare)
 
 
 _AGGREGATES = {"min": np.min, "max": np.max, "median": np.median, "mean": np.mean}
@@ -210,7 +231,7 @@ def evaluate_sweep(suite: Suite, e: Expectation, group: list[tuple[Any, Any]], d
     xs, ys = [], []
     problems = []
     for value, result in sorted(group, key=lambda p: p[0]):
-        one = evaluate(suite, _per_case(e), result.trajectories, result.case.hyper,
+        one = evaluate(suite, _per_case(e), result.trajectories, result.case.bindings,
                        result.divergence_message, device, result.last_step)
         per_case[result.case.id] = one.measured
         if one.measured is None:
@@ -231,7 +252,7 @@ def evaluate_sweep(suite: Suite, e: Expectation, group: list[tuple[Any, Any]], d
                            [], e.predict, e.compare, per_case)
     else:
         measured = float(_AGGREGATES[e.aggregate](ys))
-    passed, margin, tol = _check(e, measured)
+    passed, margin, tol = _check(e, measured, group[0][1].case.bindings)
     msg = "" if passed else f"{label} = {measured:.6g}, outside {tol}"
     return Verdict(e.name, bool(passed), e.measure, e.check, label, measured, None, None, tol, margin, None, msg,
                    [], e.predict, e.compare, per_case)

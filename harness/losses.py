@@ -7,7 +7,7 @@ from torch import Tensor
 
 from .registry import Registry
 
-__all__ = ["LOSSES", "mse", "mse_mean", "cross_entropy"]
+__all__ = ["LOSSES", "mse", "mse_mean", "half_sse", "cross_entropy"]
 
 LOSSES: Registry = Registry("loss")
 
@@ -24,6 +24,13 @@ def mse(outputs: Tensor, targets: Tensor) -> Tensor:
 def mse_mean(outputs: Tensor, targets: Tensor) -> Tensor:
     """Mean over all ``n * K`` entries of ``(f - y)^2`` (Long & Bartlett's code): ``2/K`` times ``mse``."""
     return ((outputs - targets) ** 2).mean()
+
+
+@LOSSES.register("half_sse")
+def half_sse(outputs: Tensor, targets: Tensor) -> Tensor:
+    """``1/2 sum (f - y)^2`` over every entry (no mean over examples): with the examples the
+    columns of a matrix, ``1/2 ||W - A||_F^2``. Not a per-example mean, so never chunked."""
+    return 0.5 * ((outputs - targets) ** 2).sum()
 
 
 @LOSSES.register("cross_entropy")

@@ -21,11 +21,13 @@ from .curvature import gauss_newton_operator, hessian_operator
 from .errors import MeasurementError
 from .options import positive
 from .problems import Problem
+from .rank import effective_rank, entropy_rank
 from .registry import Registry
 from .spectrum import lanczos
 
 __all__ = ["MEASURES", "Measurement", "StepContext", "Loss", "GradNorm", "LambdaMax", "StabilityThreshold",
-           "JacobianNorm", "ChainRuleError", "JacobianTraceRatio", "TestLoss"]
+           "JacobianNorm", "ChainRuleError", "JacobianTraceRatio", "TestLoss", "EffectiveRank", "EntropyRank",
+           "ModeProgress"]
 
 MEASURES: Registry[type] = Registry("measure")
 
@@ -235,3 +237,54 @@ class TestLoss:
         if ctx.problem.test is None:
             raise MeasurementError("measure 'test_loss' needs a problem with a held-out set (n_test > 0)")
         return Measurement(float(ctx.problem.test.value(ctx.theta)))
+
+
+def _matrix(ctx: StepContext) -> Tensor:
+    if ctx.problem.matrix is None:
+        raise MeasurementError("this measure needs a problem that defines a matrix (e.g. deep_matrix_factorization)")
+    return ctx.problem.matrix(ctx.theta)
+
+
+@MEASURES.register("effective_rank")
+@dataclass(frozen=True)
+class EffectiveRank:
+    """``||W||_* / ||W||_op`` of the problem's matrix (arXiv 2011.13772); records the top
+    singular values in ``aux["singular_values"]``."""
+
+    record_singular_values: int = field(default=6, metadata={"check": "nonnegative"})
+
+    def __call__(self, ctx: StepContext, memory: dict) -> Measurement:
+        sv = torch.linalg.svdvals(_matrix(ctx).detach())
+        aux = {"singular_values": sv[: self.record_singular_values].tolist()} if self.record_singular_values else {}
+        return Measurement(effective_rank(sv), aux)
+
+
+@MEASURES.register("entropy_rank")
+@dataclass(frozen=True)
+class EntropyRank:
+    """Roy-Vetterli entropy effective rank of the problem's matrix."""
+
+    def __call__(self, ctx: StepContext, memory: dict) -> Measurement:
+        return Measurement(entropy_rank(torch.linalg.svdvals(_matrix(ctx).detach())))
+
+
+@MEASURES.register("mode_progress")
+@dataclass(frozen=True)
+class ModeProgress:
+    """``pi_i / lambda_i = v_i^T W v_i / lambda_i``: how far the product has learned the target's
+    ``index``-th eigenvalue (1-based, along its eigenvector ``v_i``)."""
+
+    index: int = field(metadata=positive)
+
+    def __call__(self, ctx: StepContext, memory: dict) -> Measurement:
+        if "v" not in memory:
+            target = ctx.problem.target
+            if target is None:
+                raise MeasurementError("mode_progress needs a problem with a target matrix")
+            lam, vecs = torch.linalg.eigh(target)
+            lam, vecs = lam.flip(0), vecs.flip(1)
+            if self.index > len(lam) or float(lam[self.index - 1]) <= 0:
+                raise MeasurementError(f"mode_progress: the target has no positive eigenvalue number {self.index}")
+            memory["v"], memory["lam"] = vecs[:, self.index - 1], lam[self.index - 1]
+        v = memory["v"]
+        return Measurement(float(v @ _matrix(ctx).detach() @ v / memory["lam"]))

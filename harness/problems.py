@@ -8,7 +8,8 @@ from the case's seed and only then cast and moved, so every device starts from t
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+import math
+from typing import Any, Callable, Literal
 
 import torch
 from torch import Tensor, nn
@@ -19,7 +20,7 @@ from .objective import FlatModule, Objective
 from .options import nonnegative, positive
 from .registry import Registry
 
-__all__ = ["PROBLEMS", "Problem", "MLP", "Quadratic"]
+__all__ = ["PROBLEMS", "Problem", "MLP", "Quadratic", "DeepMatrixFactorization"]
 
 PROBLEMS: Registry[type] = Registry("problem")
 
@@ -34,6 +35,8 @@ class Problem:
     theta0: Tensor
     info: dict[str, Any] = field(default_factory=dict)
     test: Objective | None = None
+    matrix: Callable[[Tensor], Tensor] | None = None  # theta -> the matrix a rank measure reads
+    target: Tensor | None = None  # the matrix the problem fits, where there is one
 
 
 @PROBLEMS.register("mlp")
@@ -146,3 +149,77 @@ class Quadratic:
         model = lambda w, inputs: inputs @ w.unsqueeze(-1)
         obj = Objective(model, LOSSES["mse"], x.to(device, dtype), torch.zeros(n, 1, dtype=dtype, device=device))
         return Problem(obj, w0.to(device, dtype), {"n_params": n, "eigenvalues": lam.tolist()})
+
+
+@PROBLEMS.register("deep_matrix_factorization")
+@dataclass(frozen=True)
+class DeepMatrixFactorization:
+    """``W = W_N ... W_1`` (``N = depth`` square ``n x n`` factors) fitted to a symmetric PSD target
+    (Chou, Gieshoff, Maly & Rauhut, arXiv 2011.13772).
+
+    Full observation (``sensing = 0``): ``A = Q diag(spectrum, 0, ...) Q^T`` with a seeded random
+    ``Q``, loss ``1/2 ||W - A||_F^2``. Matrix sensing (``sensing = m > 0``): target
+    ``X* = U U^T / sqrt(n)``, ``U`` an ``n x target_rank`` seeded Gaussian; ``m`` symmetric Gaussian
+    measurements ``M = (G + G^T)/2`` (so ``E[<M, P> M] = P``), loss ``(1/2m) sum (<M_i, W> - y_i)^2``.
+    Initialisation: ``identity`` (``W_j(0) = alpha I``) or ``random`` (``alpha G_j / sqrt(n)``,
+    Gaussian ``G_j`` from the case's seed).
+    """
+
+    n: int = field(default=20, metadata=positive)
+    depth: int = field(default=3, metadata=positive)
+    spectrum: list[float] = field(default_factory=list, metadata=nonnegative)
+    alpha: float = field(default=0.05, metadata=positive)
+    init: Literal["identity", "random"] = "identity"
+    sensing: int = field(default=0, metadata=nonnegative)
+    target_rank: int = field(default=3, metadata=positive)
+    data_seed: int = 0
+
+    def __post_init__(self):
+        if self.sensing == 0 and not self.spectrum:
+            raise ValueError("spectrum: the target's non-zero eigenvalues are needed without sensing")
+        if self.sensing and self.spectrum:
+            raise ValueError("spectrum: a sensing problem's target is U U^T / sqrt(n); give target_rank instead")
+        if len(self.spectrum) > self.n or self.target_rank > self.n:
+            raise ValueError("the target's rank cannot exceed n")
+
+    def target_matrix(self) -> Tensor:
+        g = torch.Generator().manual_seed(50_000 + self.data_seed)
+        if self.sensing:
+            u = torch.randn(self.n, self.target_rank, generator=g, dtype=torch.float64)
+            return u @ u.T / math.sqrt(self.n)
+        q, _ = torch.linalg.qr(torch.randn(self.n, self.n, generator=g, dtype=torch.float64))
+        lam = torch.zeros(self.n, dtype=torch.float64)
+        lam[: len(self.spectrum)] = torch.tensor(self.spectrum, dtype=torch.float64)
+        return (q * lam) @ q.T
+
+    def product(self, theta: Tensor) -> Tensor:
+        """``W_N ... W_1`` from the flat parameters (factor ``j`` is block ``j`` of ``n^2`` entries)."""
+        factors = theta.view(self.depth, self.n, self.n)
+        out = factors[0]
+        for w in factors[1:]:
+            out = w @ out
+        return out
+
+    def build(self, seed: int, dtype: torch.dtype, device: torch.device) -> Problem:
+        a = self.target_matrix()
+        n, eye = self.n, torch.eye(self.n, dtype=torch.float64)
+        if self.init == "identity":
+            theta0 = (self.alpha * eye).repeat(self.depth, 1, 1)
+        else:
+            g = torch.Generator().manual_seed(1000 + seed)
+            theta0 = self.alpha * torch.randn(self.depth, n, n, generator=g, dtype=torch.float64) / math.sqrt(n)
+        if self.sensing:
+            g = torch.Generator().manual_seed(60_000 + self.data_seed)
+            gm = torch.randn(self.sensing, n, n, generator=g, dtype=torch.float64)
+            x = (gm + gm.transpose(1, 2)) / 2
+            y = torch.einsum("mij,ij->m", x, a).unsqueeze(1)
+            model = lambda th, inputs: torch.einsum("mij,ij->m", inputs, self.product(th)).unsqueeze(1)
+            loss = LOSSES["mse"]
+        else:  # the examples are the columns: outputs e_i^T W^T = (W e_i)^T against A e_i
+            x, y = eye, a.T
+            model = lambda th, inputs: inputs @ self.product(th).T
+            loss = LOSSES["half_sse"]
+        cast = lambda t: t.to(device=device, dtype=dtype)
+        obj = Objective(model, loss, cast(x), cast(y))
+        return Problem(obj, cast(theta0.reshape(-1)), {"n_params": theta0.numel()},
+                       matrix=self.product, target=cast(a))

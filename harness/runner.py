@@ -10,6 +10,7 @@ parameter (divergence), evaluates every expectation and returns a :class:`CaseRe
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import time
 from dataclasses import dataclass, field
@@ -62,6 +63,12 @@ class Case:
     def hyper(self) -> dict[str, Any]:
         """The optimiser's hyper-parameters at this point (fixed ones and sweep values)."""
         return {**self.suite.optimizer_table, **dict(self.point)}
+
+    @property
+    def bindings(self) -> dict[str, Any]:
+        """What a prediction's arguments bind to by name: ``steps`` (the run's step budget), the
+        problem's options (defaults included), then the optimiser's hyper-parameters."""
+        return {"steps": self.suite.steps, **dataclasses.asdict(self.suite.problem), **self.hyper}
 
 
 def expand(suite: Suite, devices: list[str] | None = None) -> list[Case]:
@@ -183,6 +190,7 @@ def _simulate(case: Case, result: CaseResult, progress) -> None:
         last = suite.steps
         stop = suite.events.get(suite.stop_event) if suite.stop_event else None
         watched = {m.from_event for m in suite.measures.values() if m.from_event} | ({stop.name} if stop else set())
+        bindings = case.bindings
         fired: dict[str, int] = {}
         for step in range(suite.steps + 1):
             ctx = StepContext(step, theta, problem, optimizer)
@@ -193,7 +201,7 @@ def _simulate(case: Case, result: CaseResult, progress) -> None:
             for name, spec in sorted(suite.measures.items(), key=lambda kv: kv[1].from_event is not None):
                 if spec.from_event is not None:  # events fire on the measures recorded just before
                     for ev in watched - set(fired):
-                        if _hit(suite.events[ev], traj, case.hyper, step):
+                        if _hit(suite.events[ev], traj, bindings, step):
                             fired[ev] = step
                 if not spec.due(step, last, fired):
                     continue
@@ -207,7 +215,7 @@ def _simulate(case: Case, result: CaseResult, progress) -> None:
                     if len(col) < len(t["steps"]):
                         col.append(None)
             for ev in watched - set(fired):
-                if _hit(suite.events[ev], traj, case.hyper, step):
+                if _hit(suite.events[ev], traj, bindings, step):
                     fired[ev] = step
             if stop is not None and last == suite.steps and stop.name in fired:
                 last = min(fired[stop.name] + suite.stop_after, suite.steps)
@@ -220,17 +228,21 @@ def _simulate(case: Case, result: CaseResult, progress) -> None:
             torch.cuda.synchronize(device)
     result.trajectories = traj
     result.info["last_step"] = last if result.diverged_at is None else result.diverged_at
-    result.verdicts = [evaluate(suite, e, traj, case.hyper, result.divergence_message, case.device, result.last_step)
-                       for e in suite.expectations]
+    result.verdicts = [evaluate(suite, e, traj, case.bindings, result.divergence_message, case.device,
+                                result.last_step) for e in suite.expectations]
 
 
-def _hit(event, traj: dict, hyper: dict, step: int) -> bool:
-    """Whether ``event`` fires at ``step`` (its measure was recorded at this step)."""
+def _hit(event, traj: dict, bindings: dict, step: int) -> bool:
+    """Whether ``event`` fires at ``step``: its measure was recorded at this step and crossed,
+    or (a predicted event) ``step`` has reached the predicted step."""
+    if event.predicted:
+        at = event_step(event, traj, bindings)
+        return at is not None and step >= at
     t = traj[event.measure]
     if not t["steps"] or t["steps"][-1] != step:
         return False
     first = event_step(event, {k: {"steps": v["steps"][-1:], "values": v["values"][-1:]} for k, v in traj.items()
-                               if v["steps"] and v["steps"][-1] == step}, hyper)
+                               if v["steps"] and v["steps"][-1] == step}, bindings)
     return first is not None
 
 

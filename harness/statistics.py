@@ -29,6 +29,18 @@ def _frac_decreasing(v: np.ndarray) -> float:
     return float(np.mean(np.diff(v) < 0))
 
 
+def _max_drop_after_min(v: np.ndarray) -> float:
+    """Largest one-step decrease after the series' minimum (0 when it never decreases)."""
+    tail = v[int(np.argmin(v)):]
+    return float(max(0.0, np.max(-np.diff(tail)))) if len(tail) > 1 else 0.0
+
+
+def _max_drawdown_after_min(v: np.ndarray) -> float:
+    """Largest fall below the running maximum after the series' minimum."""
+    tail = v[int(np.argmin(v)):]
+    return float(np.max(np.maximum.accumulate(tail) - tail))
+
+
 # name -> (function of values, minimum number of points)
 STATISTICS: dict[str, tuple[Callable[[np.ndarray], float], int]] = {
     "median": (lambda v: float(np.median(v)), 1),
@@ -43,8 +55,12 @@ STATISTICS: dict[str, tuple[Callable[[np.ndarray], float], int]] = {
     "frac_decreasing": (_frac_decreasing, 2),
     "last_over_first": (lambda v: float(v[-1] / v[0]), 2),
     "last_minus_first": (lambda v: float(v[-1] - v[0]), 2),
+    "max_abs": (lambda v: float(np.max(np.abs(v))), 1),
+    "max_drop_after_min": (_max_drop_after_min, 1),
+    "max_drawdown_after_min": (_max_drawdown_after_min, 1),
 }
-_PARAMETRISED = {"percentile": "q", "fraction_above": "threshold", "fraction_below": "threshold", "spearman": "with"}
+_PARAMETRISED = {"percentile": "q", "fraction_above": "threshold", "fraction_below": "threshold", "spearman": "with",
+                 "first_step_above": "threshold", "first_step_below": "threshold"}
 
 
 def _finite(steps: np.ndarray, values: np.ndarray) -> np.ndarray:
@@ -96,6 +112,12 @@ class Statistic:
         if self.name == "percentile":
             need = 1
             fn = lambda v: float(np.percentile(v, self.param))
+        elif self.name in ("first_step_above", "first_step_below"):
+            hit = values >= self.param if self.name == "first_step_above" else values <= self.param
+            idx = np.flatnonzero(hit)
+            if not len(idx):
+                raise StatisticError(f"the series never crosses {self.param:g} in the window")
+            return float(np.asarray(steps)[idx[0]])
         elif self.name == "fraction_above":
             need, fn = 1, lambda v: float(np.mean(v > self.param))
         elif self.name == "fraction_below":
@@ -112,7 +134,8 @@ def parse_statistic(spec: str | dict) -> Statistic:
     """A :class:`Statistic` from its suite form; ``ValueError`` with the allowed forms."""
     allowed = sorted(STATISTICS) + ["pNN (percentile, e.g. p90)", "{name='percentile', q=..}",
                                      "{name='fraction_above'|'fraction_below', threshold=..}",
-                                     "{name='spearman', with='<measure>'}"]
+                                     "{name='spearman', with='<measure>'}",
+                                     "{name='first_step_above'|'first_step_below', threshold=..}"]
     if isinstance(spec, str):
         if spec in STATISTICS:
             return Statistic(spec)

@@ -61,15 +61,22 @@ class MeasureSpec:
 @dataclass(frozen=True)
 class EventSpec:
     """The first step at which a measure (or its ratio to a prediction) is ``>= above`` or
-    ``<= below``; windows may be anchored on it."""
+    ``<= below``; or, with no measure, the step a prediction gives (rounded by ``round``).
+    Windows may be anchored on it or end at it."""
 
     name: str
-    measure: str
+    measure: str | None
     predict: str | None
     args: dict
-    compare: str
+    compare: str | None
     above: float | None
     below: float | None
+    round: str = "ceil"
+
+    @property
+    def predicted(self) -> bool:
+        """An event at a predicted step (``round(prediction)``), not at a measured crossing."""
+        return self.measure is None
 
 
 @dataclass(frozen=True)
@@ -129,11 +136,11 @@ class _WindowTable:
 class _ToleranceTable:
     """The keys a per-device override may change."""
 
-    target: float | None = None
+    target: float | dict | None = None
     rtol: float | None = field(default=None, metadata={"check": "nonnegative"})
     atol: float | None = field(default=None, metadata={"check": "nonnegative"})
     interval: list[float] | None = None
-    bound: float | None = None
+    bound: float | dict | None = None
     threshold: float | None = None
     within: int | None = field(default=None, metadata={"check": "nonnegative"})
 
@@ -167,11 +174,11 @@ class Expectation:
     compare: str | None
     statistic: Statistic | None
     window: Window
-    target: float | None
+    target: float | tuple[str, dict] | None  # a number, or (prediction, args) evaluated per case
     rtol: float
     atol: float
     interval: tuple[float, float] | None
-    bound: float | None
+    bound: float | tuple[str, dict] | None
     threshold: float | None
     direction: str
     within: int | None
@@ -359,7 +366,8 @@ def _prediction(table: dict, file: str, path: str, optimizer_keys: set[str], mea
         if name not in args and name not in optimizer_keys and name not in measures:
             raise SuiteError(file, f"{path}.predict",
                              f"prediction {predict!r} needs argument {name!r}, which is not in {path}.args, "
-                             f"not a hyper-parameter of the optimizer and not a measure of this suite")
+                             f"not a hyper-parameter of the optimizer, not an option of the problem "
+                             f"and not a measure of this suite")
     return predict, args, compare or "ratio"
 
 
@@ -369,8 +377,24 @@ def _events(raw: Any, file: str, optimizer_keys: set[str], measures: dict) -> di
     for name, table in raw.items():
         path = f"events.{name}"
         table = coerce(table, dict, file, path)
-        check_keys(table, ["measure", "predict", "args", "compare", "above", "below"], file, path)
+        check_keys(table, ["measure", "predict", "args", "compare", "above", "below", "round"], file, path)
+        if name in ("start", "end"):
+            raise SuiteError(file, path, "'start' and 'end' are reserved anchors")
         measure = table.get("measure")
+        if measure is None:  # a predicted step
+            if "predict" not in table:
+                raise SuiteError(file, f"{path}.measure", "missing; an event needs a measure, or a prediction of its step")
+            for key in ("above", "below", "compare"):
+                if key in table:
+                    raise SuiteError(file, f"{path}.{key}", "a predicted event (no measure) takes no threshold")
+            predict, args, _ = _prediction(table, file, path, optimizer_keys, measures)
+            if any(isinstance(v, str) for v in args.values()):
+                raise SuiteError(file, f"{path}.args", "a predicted event's step cannot depend on a measure")
+            rounding = coerce(table.get("round", "ceil"), Literal["ceil", "floor", "nearest"], file, f"{path}.round")
+            out[name] = EventSpec(name, None, predict, args, None, None, None, rounding)
+            continue
+        if "round" in table:
+            raise SuiteError(file, f"{path}.round", "only a predicted event (no measure) is rounded")
         if measure not in measures:
             raise SuiteError(file, f"{path}.measure", f"expected one of the suite's measures {sorted(measures)}, got {measure!r}")
         predict, args, compare = _prediction(table, file, path, optimizer_keys, measures)
@@ -378,8 +402,6 @@ def _events(raw: Any, file: str, optimizer_keys: set[str], measures: dict) -> di
         below = coerce(table["below"], float, file, f"{path}.below") if "below" in table else None
         if (above is None) == (below is None):
             raise SuiteError(file, path, "expected exactly one of 'above' or 'below'")
-        if name in ("start", "end"):
-            raise SuiteError(file, path, "'start' and 'end' are reserved anchors")
         out[name] = EventSpec(name, measure, predict, args, compare, above, below)
     return out
 
@@ -398,6 +420,17 @@ def _window(raw: Any, file: str, path: str, events: dict) -> Window:
     if t.fraction is not None and t.fraction > 1:
         raise SuiteError(file, f"{path}.fraction", f"expected a number in (0, 1], got {t.fraction!r}")
     return Window(t.anchor, t.offset, t.length, t.fraction, t.until)
+
+
+def _predicted_value(table: dict, file: str, path: str, optimizer_keys: set[str], measures: dict) -> tuple[str, dict]:
+    """``{ predict = NAME, args = {...} }`` as a target or bound: evaluated once per case."""
+    check_keys(table, ["predict", "args"], file, path)
+    if "predict" not in table:
+        raise SuiteError(file, f"{path}.predict", "missing; a table here names a prediction")
+    predict, args, _ = _prediction(table, file, path, optimizer_keys, measures)
+    if any(isinstance(v, str) for v in args.values()):
+        raise SuiteError(file, f"{path}.args", "a predicted target or bound cannot depend on a measure")
+    return predict, args
 
 
 _NEEDS = {"approx": (), "interval": ("interval",), "le": ("bound",), "ge": ("bound",), "lt": ("bound",), "gt": ("bound",),
@@ -458,10 +491,14 @@ def _expectation(table: Any, i: int, file: str, optimizer_keys: set[str], measur
             raise SuiteError(file, f"{path}.on.{dev}", f"expected one of the suite's devices {list(devices)}")
         on[dev] = build(_ToleranceTable, over, file, f"{path}.on.{dev}")
     target = t.target if t.target is not None else ({"ratio": 1.0, "difference": 0.0}.get(compare) if predict else None)
+    if isinstance(target, dict):
+        target = _predicted_value(target, file, f"{path}.target", optimizer_keys, measures)
+    bound = _predicted_value(t.bound, file, f"{path}.bound", optimizer_keys, measures) \
+        if isinstance(t.bound, dict) else t.bound
     return Expectation(
         name=t.name, measure=t.measure, check=t.check, predict=predict, args=args, compare=compare,
         statistic=statistic, window=window, target=target, rtol=t.rtol or 0.0, atol=t.atol or 0.0,
-        interval=tuple(t.interval) if t.interval is not None else None, bound=t.bound,
+        interval=tuple(t.interval) if t.interval is not None else None, bound=bound,
         threshold=t.threshold, direction=t.direction, within=t.within, on=on, why=t.why,
         across=t.across, aggregate=t.aggregate)
 
@@ -514,7 +551,8 @@ def load_suite(path: str | Path) -> Suite:
             if key in sweep:
                 raise SuiteError(file, f"optimizer.{key}", exc.message) from None
             raise
-    optimizer_keys = {f.name for f in dataclasses.fields(OPTIMIZERS[okind])}
+    optimizer_keys = {f.name for f in dataclasses.fields(OPTIMIZERS[okind])} | \
+        {f.name for f in dataclasses.fields(PROBLEMS[pkind])} | {"steps"}  # names a prediction may bind to
 
     run = build(_RunTable, raw["run"], file, "run")
     events_raw = coerce(raw.get("events") or {}, dict, file, "events")

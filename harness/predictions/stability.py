@@ -1,27 +1,14 @@
-"""Predictions: named functions of a run's hyper-parameters and same-step measurements.
-
-A suite names a prediction; the runner binds each argument by name, first from the
-expectation's ``args`` table, then from the optimiser's hyper-parameters, then from the
-measures recorded at the same step, and evaluates the prediction at every measurement.
-"""
+"""Stability edges of update rules: GD and momentum (Cohen et al. 2021, arXiv 2103.00065)
+and sharpness-aware minimisation (Long & Bartlett, arXiv 2309.12488)."""
 
 from __future__ import annotations
 
-import inspect
 import math
-from typing import Callable
 
-from .registry import Registry
+from . import PREDICTIONS
 
-__all__ = ["PREDICTIONS", "gd_edge", "heavy_ball_edge", "nesterov_edge", "sam_edge", "sam_unnormalized_edge",
-           "sam_orbit_grad_norm", "gauss_newton_top", "arguments"]
-
-PREDICTIONS: Registry[Callable[..., float]] = Registry("prediction")
-
-
-def arguments(name: str) -> list[str]:
-    """The argument names prediction ``name`` needs."""
-    return list(inspect.signature(PREDICTIONS[name]).parameters)
+__all__ = ["gd_edge", "heavy_ball_edge", "nesterov_edge", "sam_edge", "sam_unnormalized_edge",
+           "sam_orbit_grad_norm"]
 
 
 @PREDICTIONS.register("gd_edge")
@@ -106,15 +93,3 @@ def sam_orbit_grad_norm(lr: float, rho: float, lambda_max: float) -> float:
     show SAM on a quadratic converges to this cycle; derived and checked in the theory note).
     """
     return lr * rho * lambda_max ** 2 / (2.0 - lr * lambda_max)
-
-
-@PREDICTIONS.register("gauss_newton_top")
-def gauss_newton_top(lambda_gn: float) -> float:
-    """Gauss-Newton dominance: the top of the Hessian spectrum is the top of the Gauss-Newton
-    matrix, ``lambda_max(H) ~= lambda_max(G)``, with ``H = G + R`` for a convex loss.
-
-    The outlier eigenvalues of the loss Hessian are those of ``G`` (Sagun et al. 2017, arXiv
-    1706.04454; Papyan 2018, arXiv 1811.07062); MacDonald, Valmadre & Lucey (arXiv 2305.14683,
-    Sec. 3) build their Hessian-Jacobian ansatz on it.
-    """
-    return lambda_gn

@@ -1,0 +1,121 @@
+"""Deep matrix factorisation from identity-scaled initialisation (Chou, Gieshoff, Maly &
+Rauhut, "Gradient Descent for Deep Matrix Factorization: Dynamics and Implicit Bias towards
+Low Rank", arXiv 2011.13772).
+
+Setting: ``L = 1/2 ||W_N ... W_1 - A||_F^2`` with ``A = V diag(lambda) V^T`` symmetric PSD and
+``W_j(0) = alpha I``. Every iterate is ``W_j(k) = V diag(w(k)) V^T`` and each mode follows the
+exact scalar recursion ``w <- w - lr w^{N-1} (w^N - lambda_i)``, ``pi_i = w^N`` being the
+eigenvalue of the product along ``v_i`` (the decoupling lemma; derived and checked to the exact
+step in shared/theory/dynamics.md, Sec. 1.3, [D]). The paper's own interval endpoints and
+constants could not be retrieved ([U]); these are the note's derived forms.
+"""
+
+from __future__ import annotations
+
+import math
+
+from . import PREDICTIONS
+
+__all__ = ["dmf_hitting_time", "dmf_hitting_time_exact", "dmf_projection_rank", "dmf_rank_bound",
+           "dmf_rank_at_step", "dmf_loss_at_step"]
+
+
+def _mode(spectrum: list[float], index: float) -> float:
+    i = int(index)
+    if i != index or not 1 <= i <= len(spectrum) or spectrum[i - 1] <= 0:
+        raise ValueError(f"index {index} must name a positive eigenvalue of the spectrum (1-based)")
+    return float(spectrum[i - 1])
+
+
+@PREDICTIONS.register("dmf_hitting_time")
+def dmf_hitting_time(lr: float, depth: float, alpha: float, spectrum: list, index: float, theta: float) -> float:
+    """Steps ``K_i(theta)`` until ``pi_i >= theta lambda_i``, closed form with a first-order correction.
+
+    Gradient flow ``dw/dt = w^{N-1} (lambda - w^N)`` from ``w_0 = alpha`` to ``w_1 = (theta lambda)^{1/N}``:
+    for ``N >= 3``, ``t = [alpha^{-(N-2)} - (theta lambda)^{-(N-2)/N}] / ((N-2) lambda)
+    + ln(1/(1-theta)) / (N lambda^{2-2/N})``; for ``N = 2``,
+    ``t = [ln(theta/(1-theta)) + ln((lambda - alpha^2)/alpha^2)] / (2 lambda)``. GD steps:
+    ``K = t / lr + 1/2 ln(g(w_1)/g(w_0))`` with ``g(w) = w^{N-1} (lambda - w^N)`` (modified-equation
+    correction). The leading term ``alpha^{-(N-2)}/((N-2) lr lambda)`` is the rate "proportional to
+    the eigenvalue, amplified by depth" of arXiv 2011.13772.
+    """
+    lam, n = _mode(spectrum, index), int(depth)
+    if n == 2:
+        u0 = alpha ** 2
+        t = (math.log(theta / (1 - theta)) - math.log(u0 / (lam - u0))) / (2 * lam)
+    else:
+        p = 2.0 - 2.0 / n
+        t = (alpha ** (-(n - 2)) - (theta * lam) ** (-(n - 2) / n)) / ((n - 2) * lam) + \
+            math.log(1.0 / (1.0 - theta)) / (n * lam ** p)
+    w0, w1 = alpha, (theta * lam) ** (1.0 / n)
+    g = lambda w: w ** (n - 1) * (lam - w ** n)
+    return t / lr + 0.5 * math.log(g(w1) / g(w0))
+
+
+@PREDICTIONS.register("dmf_hitting_time_exact")
+def dmf_hitting_time_exact(lr: float, depth: float, alpha: float, spectrum: list, index: float,
+                           theta: float) -> float:
+    """Steps until ``pi_i >= theta lambda_i`` by iterating the exact scalar recursion
+    ``w <- w - lr w^{N-1} (w^N - lambda_i)`` from ``w = alpha`` (identity init makes matrix GD
+    equal to it, arXiv 2011.13772; decoupling lemma of the theory note)."""
+    lam, n = _mode(spectrum, index), int(depth)
+    w, k = alpha, 0
+    while w ** n < theta * lam:
+        w = w - lr * w ** (n - 1) * (w ** n - lam)
+        k += 1
+        if k > 10_000_000 or not math.isfinite(w):
+            return math.nan
+    return float(k)
+
+
+@PREDICTIONS.register("dmf_projection_rank")
+def dmf_projection_rank(spectrum: list, rank: float) -> float:
+    """Effective rank of the rank-``r`` projection ``A_r`` of the target,
+    ``r(A_r) = ||A_r||_* / ||A_r||_op = sum_{i<=r} lambda_i / lambda_1`` (arXiv 2011.13772)."""
+    lam = sorted((float(x) for x in spectrum), reverse=True)
+    return sum(lam[: int(rank)]) / lam[0]
+
+
+@PREDICTIONS.register("dmf_rank_bound")
+def dmf_rank_bound(spectrum: list, n: float, alpha: float, depth: float, epsilon: float) -> float:
+    """Bound on ``|r(W(k)) - r(A_r)|`` inside ``I_r(eps) = [K_r(1-eps), K_{r+1}(eps)]``:
+    ``eps r(A) / (1 - eps) + (n - rank A) alpha^N / ((1 - eps) lambda_1)``.
+
+    On ``I_r``: ``pi_i in [(1-eps) lambda_i, lambda_i]`` for ``i <= r``, ``pi_j <= eps lambda_j`` for the
+    other non-zero modes and ``pi_j <= alpha^N`` for the zero ones; put these into
+    ``sum pi / pi_1`` (the theory note's form of the interval theorem of arXiv 2011.13772, [D]).
+    """
+    lam = [float(x) for x in spectrum if x > 0]
+    r_a = sum(lam) / max(lam)
+    return epsilon * r_a / (1 - epsilon) + (n - len(lam)) * alpha ** depth / ((1 - epsilon) * max(lam))
+
+
+def _modes_at(lr: float, depth: int, alpha: float, spectrum: list, n: int, steps: int) -> list[float]:
+    """``pi_i(steps)`` for every mode (the zero modes too) by the exact scalar recursion."""
+    lam = [float(x) for x in spectrum] + [0.0] * (int(n) - len(spectrum))
+    out = {}
+    for value in set(lam):
+        w = alpha
+        for _ in range(int(steps)):
+            w = w - lr * w ** (depth - 1) * (w ** depth - value)
+        out[value] = w ** depth
+    return [out[v] for v in lam]
+
+
+@PREDICTIONS.register("dmf_rank_at_step")
+def dmf_rank_at_step(lr: float, depth: float, alpha: float, spectrum: list, n: float, steps: float) -> float:
+    """Effective rank ``sum_i pi_i / max_i pi_i`` of the product after ``steps`` GD steps, every mode
+    (the ``n - rank A`` zero modes included, which stay near ``alpha^N`` and decay only slowly)
+    iterated by the exact scalar recursion (identity init, arXiv 2011.13772; the theory note's
+    decoupling lemma). The product is symmetric PSD, so its singular values are the ``pi_i``."""
+    pi = _modes_at(lr, int(depth), alpha, spectrum, n, steps)
+    return sum(pi) / max(pi)
+
+
+@PREDICTIONS.register("dmf_loss_at_step")
+def dmf_loss_at_step(lr: float, depth: float, alpha: float, spectrum: list, n: float, steps: float) -> float:
+    """``1/2 ||W - A||_F^2 = 1/2 sum_i (pi_i - lambda_i)^2`` after ``steps`` steps, every mode by the
+    exact scalar recursion (identity init; see :func:`dmf_rank_at_step`)."""
+    lam = [float(x) for x in spectrum] + [0.0] * (int(n) - len(spectrum))
+    pi = _modes_at(lr, int(depth), alpha, spectrum, n, steps)
+    return 0.5 * sum((p - l) ** 2 for p, l in zip(pi, lam))
