@@ -27,7 +27,7 @@ from .spectrum import lanczos
 
 __all__ = ["MEASURES", "Measurement", "StepContext", "Loss", "GradNorm", "LambdaMax", "StabilityThreshold",
            "JacobianNorm", "ChainRuleError", "JacobianTraceRatio", "TestLoss", "EffectiveRank", "EntropyRank",
-           "ModeProgress"]
+           "ModeProgress", "RelativeError", "EffectiveRankGap"]
 
 MEASURES: Registry[type] = Registry("measure")
 
@@ -288,3 +288,28 @@ class ModeProgress:
             memory["v"], memory["lam"] = vecs[:, self.index - 1], lam[self.index - 1]
         v = memory["v"]
         return Measurement(float(v @ _matrix(ctx).detach() @ v / memory["lam"]))
+
+
+@MEASURES.register("relative_error")
+@dataclass(frozen=True)
+class RelativeError:
+    """``||W - A||_F / ||A||_F``: the problem's matrix against its target."""
+
+    def __call__(self, ctx: StepContext, memory: dict) -> Measurement:
+        target = ctx.problem.target
+        if target is None:
+            raise MeasurementError("relative_error needs a problem with a target matrix")
+        return Measurement(float((_matrix(ctx).detach() - target).norm() / target.norm()))
+
+
+@MEASURES.register("effective_rank_gap")
+@dataclass(frozen=True)
+class EffectiveRankGap:
+    """``r(W) - r(A)``: the effective rank of the problem's matrix minus its target's."""
+
+    def __call__(self, ctx: StepContext, memory: dict) -> Measurement:
+        if "target" not in memory:
+            if ctx.problem.target is None:
+                raise MeasurementError("effective_rank_gap needs a problem with a target matrix")
+            memory["target"] = effective_rank(torch.linalg.svdvals(ctx.problem.target))
+        return Measurement(effective_rank(torch.linalg.svdvals(_matrix(ctx).detach())) - memory["target"])

@@ -60,7 +60,7 @@ STATISTICS: dict[str, tuple[Callable[[np.ndarray], float], int]] = {
     "max_drawdown_after_min": (_max_drawdown_after_min, 1),
 }
 _PARAMETRISED = {"percentile": "q", "fraction_above": "threshold", "fraction_below": "threshold", "spearman": "with",
-                 "first_step_above": "threshold", "first_step_below": "threshold"}
+                 "first_step_above": "threshold", "first_step_below": "threshold", "longest_run_within": "threshold"}
 
 
 def _finite(steps: np.ndarray, values: np.ndarray) -> np.ndarray:
@@ -118,6 +118,17 @@ class Statistic:
             if not len(idx):
                 raise StatisticError(f"the series never crosses {self.param:g} in the window")
             return float(np.asarray(steps)[idx[0]])
+        elif self.name == "longest_run_within":  # a plateau: consecutive points with |v| <= threshold
+            best, start = 0.0, None
+            steps = np.asarray(steps)
+            for i, ok in enumerate(np.abs(values) <= self.param):
+                if ok and start is None:
+                    start = i
+                if ok:
+                    best = max(best, float(steps[i] - steps[start]))
+                else:
+                    start = None
+            return best
         elif self.name == "fraction_above":
             need, fn = 1, lambda v: float(np.mean(v > self.param))
         elif self.name == "fraction_below":
@@ -135,7 +146,8 @@ def parse_statistic(spec: str | dict) -> Statistic:
     allowed = sorted(STATISTICS) + ["pNN (percentile, e.g. p90)", "{name='percentile', q=..}",
                                      "{name='fraction_above'|'fraction_below', threshold=..}",
                                      "{name='spearman', with='<measure>'}",
-                                     "{name='first_step_above'|'first_step_below', threshold=..}"]
+                                     "{name='first_step_above'|'first_step_below', threshold=..}",
+                                     "{name='longest_run_within', threshold=..} (steps spanned by |v| <= threshold)"]
     if isinstance(spec, str):
         if spec in STATISTICS:
             return Statistic(spec)

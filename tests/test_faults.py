@@ -191,3 +191,37 @@ def test_planted_fault_turns_sam_and_jacobian_suites_red(monkeypatch, file, poin
     failed = [v.name for r in results for v in r.verdicts if not v.passed]
     failed += [v.name for _, verdicts in evaluate_sweeps(suite, results).values() for v in verdicts if not v.passed]
     assert failed, f"{fault.__name__} went unnoticed by {suite.id}"
+
+
+# --- deep matrix factorisation (issue 4): the note's faults ----------------------------------
+
+from harness.losses import LOSSES  # noqa: E402
+from harness.problems import DeepMatrixFactorization  # noqa: E402
+
+
+def loss_without_its_half(monkeypatch):
+    monkeypatch.setitem(LOSSES._items, "half_sse", lambda o, t: ((o - t) ** 2).sum())
+
+
+def alpha_applied_to_the_product(monkeypatch):
+    real = DeepMatrixFactorization.build
+
+    def build(self, seed, dtype, device):
+        import dataclasses
+        return real(dataclasses.replace(self, alpha=self.alpha ** (1.0 / self.depth)), seed, dtype, device)
+    monkeypatch.setattr(DeepMatrixFactorization, "build", build)
+
+
+def stable_rank_in_place_of_effective_rank(monkeypatch):
+    monkeypatch.setattr(measures, "effective_rank", lambda sv: float((sv ** 2).sum() / sv.max() ** 2))
+
+
+DMF_FAULTS = [loss_without_its_half, alpha_applied_to_the_product, stable_rank_in_place_of_effective_rank]
+
+
+@pytest.mark.parametrize("fault", DMF_FAULTS, ids=[f.__name__ for f in DMF_FAULTS])
+def test_planted_fault_turns_the_factorisation_suite_red(monkeypatch, fault):
+    suite, cases = _one("dmf_identity_depth3.toml")
+    fault(monkeypatch)
+    failed = [v.name for v in run_case(cases[0]).verdicts if not v.passed]
+    assert failed, f"{fault.__name__} went unnoticed"

@@ -43,3 +43,17 @@ def test_spearman_with_another_series():
         s(steps, np.array([1.0, 2, 3, 4, 5]), np.ones(5))
     with pytest.raises(ValueError, match="must name a measure"):
         parse_statistic({"name": "spearman", "with": 3})
+
+
+def test_step_and_route_statistics():
+    steps = np.array([0, 10, 20, 30, 40, 50])
+    v = np.array([3.0, 1.0, 1.5, 1.4, 2.0, 1.9])
+    assert parse_statistic({"name": "first_step_above", "threshold": 1.9})(steps, v) == 0.0
+    assert parse_statistic({"name": "first_step_below", "threshold": 1.2})(steps, v) == 10.0
+    with pytest.raises(StatisticError, match="never crosses"):
+        parse_statistic({"name": "first_step_above", "threshold": 9})(steps, v)
+    assert parse_statistic("max_drop_after_min")(steps, v) == pytest.approx(0.1)
+    assert parse_statistic("max_drawdown_after_min")(steps, v) == pytest.approx(0.1)
+    assert parse_statistic("max_abs")(steps, -v) == 3.0
+    runs = np.array([0.5, 0.01, -0.02, 0.0, 0.3, 0.01])
+    assert parse_statistic({"name": "longest_run_within", "threshold": 0.03})(steps, runs) == 20.0

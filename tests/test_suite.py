@@ -55,6 +55,11 @@ BAD = [
      "expect[0].statistic.with", "gradnorm"),
     (lambda t: t.replace('predict = "gd_edge"', 'predict = "gd_edge"\nargs = { lr = "loss_rate" }'),
      "expect[0].args.lr", "names a measure"),
+    (lambda t: t.replace("bound = 0.9", 'bound = { predict = "gd_edge", arg = {} }'), "expect[0].bound.arg", "args"),
+    (lambda t: t.replace("bound = 0.9", 'bound = { predict = "sam_edge" }'), "expect[0].bound.predict", "'rho'"),
+    (lambda t: t + '\n[events.predicted]\npredict = "gd_edge"\nabove = 1.0\n', "events.predicted.above",
+     "no threshold"),
+    (lambda t: t + '\n[events.predicted]\npredict = "gd_edge"\nround = "up"\n', "events.predicted.round", "ceil"),
 ]
 
 SWEEP = '''
@@ -105,3 +110,27 @@ def test_sweep_expectations_and_stop_load(tmp_path):
     (e,) = s.sweep_expectations
     assert e.over_sweep and e.across == "lr" and e.aggregate == "spearman"
     assert s.stop_event == "low_loss" and s.stop_after == 3
+
+
+def test_predicted_events_targets_and_problem_bindings(tmp_path):
+    from harness import expand, run_case
+    text = VALID.replace("bound = 0.9", 'bound = { predict = "gd_edge", args = { lr = 0.25 } }') + """
+[events.ten_steps]
+predict = "gd_edge"
+args = { lr = 0.2 }
+round = "floor"
+
+[[expect]]
+name = "loss_after_predicted_step"
+measure = "loss"
+statistic = "first"
+window = { anchor = "ten_steps" }
+check = "lt"
+bound = 1.0
+"""
+    s = load_suite(write(tmp_path, text))
+    assert s.events["ten_steps"].predicted
+    r = run_case(expand(s, ["cpu"])[0])
+    v = {x.name: x for x in r.verdicts}
+    assert v["loss_after_predicted_step"].window[0] == 10  # floor(2 / 0.2)
+    assert v["sharpness_below_edge"].predicted == 8.0  # the bound 2 / 0.25 is the reported prediction
