@@ -84,6 +84,8 @@ def compared_series(measure: str, predict: str | None, args: dict, compare: str 
             fixed[name] = float(source)
         elif name not in args and name in hyper:
             fixed[name] = hyper[name]
+        elif name == "step" and name not in args:  # the measurement's own step
+            per_step[name] = {s: float(s) for s in steps.tolist()}
         else:  # a measure at the same step: named by args, or the argument's own name
             s, v = _series(trajectories, source)
             per_step[name] = dict(zip(s.tolist(), v.tolist()))

@@ -27,7 +27,7 @@ from .spectrum import lanczos
 
 __all__ = ["MEASURES", "Measurement", "StepContext", "Loss", "GradNorm", "LambdaMax", "StabilityThreshold",
            "JacobianNorm", "ChainRuleError", "JacobianTraceRatio", "TestLoss", "EffectiveRank", "EntropyRank",
-           "ModeProgress", "RelativeError", "EffectiveRankGap"]
+           "ModeProgress", "RelativeError", "EffectiveRankGap", "LossRatio", "RelativeChange"]
 
 MEASURES: Registry[type] = Registry("measure")
 
@@ -313,3 +313,31 @@ class EffectiveRankGap:
                 raise MeasurementError("effective_rank_gap needs a problem with a target matrix")
             memory["target"] = effective_rank(torch.linalg.svdvals(ctx.problem.target))
         return Measurement(effective_rank(torch.linalg.svdvals(_matrix(ctx).detach())) - memory["target"])
+
+
+@MEASURES.register("loss_ratio")
+@dataclass(frozen=True)
+class LossRatio:
+    """``L(theta_t) / L(theta_0)``."""
+
+    def __call__(self, ctx: StepContext, memory: dict) -> Measurement:
+        loss = ctx.loss
+        memory.setdefault("l0", loss)
+        return Measurement(loss / memory["l0"] if memory["l0"] else math.nan)
+
+
+@MEASURES.register("relative_change")
+@dataclass(frozen=True)
+class RelativeChange:
+    """``||theta_g(t) - theta_g(0)|| / ||theta_g(0)||`` for the problem's parameter group ``group``
+    (all parameters if empty): how far training moved the weights (lazy regime: small)."""
+
+    group: str = ""
+
+    def __call__(self, ctx: StepContext, memory: dict) -> Measurement:
+        if self.group and self.group not in ctx.problem.groups:
+            raise MeasurementError(f"relative_change: the problem has no parameter group {self.group!r} "
+                                   f"(it has {sorted(ctx.problem.groups)})")
+        part = ctx.theta[ctx.problem.groups[self.group]] if self.group else ctx.theta
+        start = memory.setdefault("start", part.detach().clone())
+        return Measurement(float((part - start).norm() / start.norm()))

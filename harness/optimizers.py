@@ -11,8 +11,9 @@ characteristic polynomial of the iteration along one eigenvector).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Literal
 
 import torch
 from torch import Tensor
@@ -20,7 +21,7 @@ from torch import Tensor
 from .options import nonnegative, positive, unit_interval
 from .registry import Registry
 
-__all__ = ["OPTIMIZERS", "GD", "HeavyBall", "Nesterov", "SAM", "SAMUnnormalized", "ValueAndGrad"]
+__all__ = ["OPTIMIZERS", "GD", "HeavyBall", "Nesterov", "SAM", "SAMUnnormalized", "TwoRateGD", "ValueAndGrad"]
 
 ValueAndGrad = Callable[[Tensor], tuple[Tensor, Tensor]]
 OPTIMIZERS: Registry[type] = Registry("optimizer")
@@ -135,3 +136,50 @@ class SAMUnnormalized:
         _, g = value_and_grad(theta)
         _, g_sam = value_and_grad(theta + self.rho * g)
         return theta - self.lr * g_sam, state
+
+
+@OPTIMIZERS.register("two_rate_gd")
+@dataclass(frozen=True)
+class TwoRateGD:
+    """Full-batch GD with its own step size for each of the problem's two parameter groups,
+    ``first <- first - lr_first grad_first L``, ``second <- second - lr_second grad_second L``
+    (both layers trained at once and at different rates, Razborov, arXiv 2212.02323). A rate of
+    0 freezes its group. With ``relative_to = "kernel_top"`` the rates are divided by the top
+    eigenvalue of the group's infinite-width kernel (``problem.info["kernel_top"]``).
+
+    On the linearised residual ``e <- (I - M) e``, ``M = eta_W K_W + eta_a K_a``: stable iff
+    ``lambda_max(M) < 2``.
+    """
+
+    lr_first: float = field(metadata=nonnegative)
+    lr_second: float = field(metadata=nonnegative)
+    relative_to: Literal["none", "kernel_top"] = "none"
+    first: slice | None = field(default=None, init=False)
+    second: slice | None = field(default=None, init=False)
+    rates: tuple[float, float] | None = field(default=None, init=False)
+
+    def bind(self, problem) -> "TwoRateGD":
+        """This rule with the problem's parameter groups and the effective rates."""
+        if set(problem.groups) != {"first", "second"}:
+            raise ValueError("two_rate_gd needs a problem with parameter groups 'first' and 'second'")
+        rates = (self.lr_first, self.lr_second)
+        if self.relative_to == "kernel_top":
+            top = problem.info["kernel_top"]
+            rates = (self.lr_first / top["first"], self.lr_second / top["second"])
+        bound = dataclasses.replace(self)
+        for name, value in (("first", problem.groups["first"]), ("second", problem.groups["second"]),
+                            ("rates", rates)):
+            object.__setattr__(bound, name, value)
+        return bound
+
+    def init(self, theta: Tensor) -> Any:
+        if self.rates is None:
+            raise ValueError("two_rate_gd must be bound to its problem (bind) before use")
+        return ()
+
+    def step(self, theta: Tensor, state: Any, value_and_grad: ValueAndGrad) -> tuple[Tensor, Any]:
+        _, g = value_and_grad(theta)
+        scale = torch.empty_like(theta)
+        scale[self.first] = self.rates[0]
+        scale[self.second] = self.rates[1]
+        return theta - scale * g, state

@@ -17,10 +17,11 @@ from torch import Tensor, nn
 from .data import gaussian_clusters, gaussian_teacher
 from .losses import LOSSES
 from .objective import FlatModule, Objective
+from .relu_kernels import relu_kernels
 from .options import nonnegative, positive
 from .registry import Registry
 
-__all__ = ["PROBLEMS", "Problem", "MLP", "Quadratic", "DeepMatrixFactorization"]
+__all__ = ["PROBLEMS", "Problem", "MLP", "Quadratic", "DeepMatrixFactorization", "TwoLayerReLU"]
 
 PROBLEMS: Registry[type] = Registry("problem")
 
@@ -37,6 +38,7 @@ class Problem:
     test: Objective | None = None
     matrix: Callable[[Tensor], Tensor] | None = None  # theta -> the matrix a rank measure reads
     target: Tensor | None = None  # the matrix the problem fits, where there is one
+    groups: dict[str, slice] = field(default_factory=dict)  # named parameter blocks of theta
 
 
 @PROBLEMS.register("mlp")
@@ -223,3 +225,48 @@ class DeepMatrixFactorization:
         obj = Objective(model, loss, cast(x), cast(y))
         return Problem(obj, cast(theta0.reshape(-1)), {"n_params": theta0.numel()},
                        matrix=self.product, target=cast(a))
+
+
+@PROBLEMS.register("two_layer_relu")
+@dataclass(frozen=True)
+class TwoLayerReLU:
+    """``f(x) = m^{-1/2} sum_r a_r relu(<w_r, x>/sqrt(d))`` on Gaussian inputs ``x ~ N(0, I_d)``
+    with arbitrary (independent Gaussian) labels ``y ~ N(0, 1)``, loss ``1/2 sum_i (f(x_i) - y_i)^2``
+    (Razborov, arXiv 2212.02323). Initialisation from the case's seed: ``w_r ~ N(0, I_d)``,
+    ``a_r ~ N(0, 1)``. Parameter groups: ``first`` (``W``, ``m x d``) and ``second`` (``a``).
+    ``info["kernel_top"]`` holds the top eigenvalues of the infinite-width kernels ``K_W``, ``K_a``.
+    """
+
+    n: int = field(default=50, metadata=positive)
+    d: int = field(default=50, metadata=positive)
+    m: int = field(default=1000, metadata=positive)
+    data_seed: int = 0
+
+    def data(self) -> tuple[Tensor, Tensor]:
+        g = torch.Generator().manual_seed(70_000 + self.data_seed)
+        x = torch.randn(self.n, self.d, generator=g, dtype=torch.float64)
+        return x, torch.randn(self.n, 1, generator=g, dtype=torch.float64)
+
+    def init(self, seed: int) -> Tensor:
+        g = torch.Generator().manual_seed(seed)
+        w = torch.randn(self.m, self.d, generator=g, dtype=torch.float64)
+        a = torch.randn(self.m, generator=g, dtype=torch.float64)
+        return torch.cat([w.reshape(-1), a])
+
+    def model(self, theta: Tensor, inputs: Tensor) -> Tensor:
+        w = theta[: self.m * self.d].view(self.m, self.d)
+        a = theta[self.m * self.d:]
+        return (torch.relu(inputs @ w.T / math.sqrt(self.d)) @ a / math.sqrt(self.m)).unsqueeze(-1)
+
+    def groups(self) -> dict[str, slice]:
+        return {"first": slice(0, self.m * self.d), "second": slice(self.m * self.d, self.m * (self.d + 1))}
+
+    def build(self, seed: int, dtype: torch.dtype, device: torch.device) -> Problem:
+        x, y = self.data()
+        k_w, k_a = relu_kernels(x)
+        cast = lambda t: t.to(device=device, dtype=dtype)
+        obj = Objective(self.model, LOSSES["half_sse"], cast(x), cast(y))
+        info = {"n_params": self.m * (self.d + 1),
+                "kernel_top": {"first": float(torch.linalg.eigvalsh(k_w)[-1]),
+                               "second": float(torch.linalg.eigvalsh(k_a)[-1])}}
+        return Problem(obj, cast(self.init(seed)), info, groups=self.groups())

@@ -66,9 +66,10 @@ class Case:
 
     @property
     def bindings(self) -> dict[str, Any]:
-        """What a prediction's arguments bind to by name: ``steps`` (the run's step budget), the
-        problem's options (defaults included), then the optimiser's hyper-parameters."""
-        return {"steps": self.suite.steps, **dataclasses.asdict(self.suite.problem), **self.hyper}
+        """What a prediction's arguments bind to by name: ``steps`` (the run's step budget),
+        ``seed``, the problem's options (defaults included), then the optimiser's hyper-parameters
+        (``step``, the measurement's own step, is bound per measurement)."""
+        return {"steps": self.suite.steps, "seed": self.seed, **dataclasses.asdict(self.suite.problem), **self.hyper}
 
 
 def expand(suite: Suite, devices: list[str] | None = None) -> list[Case]:
@@ -183,6 +184,8 @@ def _simulate(case: Case, result: CaseResult, progress) -> None:
         result.environment = environment(case.device, case.dtype, suite.file, suite.sha256)
         problem = suite.problem.build(case.seed, dtype, device)
         optimizer = suite.optimizer(dict(case.point))
+        if hasattr(optimizer, "bind"):  # a rule that needs the problem's parameter groups
+            optimizer = optimizer.bind(problem)
         result.info = {"n_params": problem.info.get("n_params")}
         memories: dict[str, dict] = {name: {} for name in suite.measures}
         traj = {name: {"steps": [], "values": [], "aux": {}} for name in suite.measures}

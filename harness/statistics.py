@@ -58,6 +58,7 @@ STATISTICS: dict[str, tuple[Callable[[np.ndarray], float], int]] = {
     "max_abs": (lambda v: float(np.max(np.abs(v))), 1),
     "max_drop_after_min": (_max_drop_after_min, 1),
     "max_drawdown_after_min": (_max_drawdown_after_min, 1),
+    "log_slope": (None, 3),  # computed in Statistic.__call__
 }
 _PARAMETRISED = {"percentile": "q", "fraction_above": "threshold", "fraction_below": "threshold", "spearman": "with",
                  "first_step_above": "threshold", "first_step_below": "threshold", "longest_run_within": "threshold"}
@@ -118,6 +119,10 @@ class Statistic:
             if not len(idx):
                 raise StatisticError(f"the series never crosses {self.param:g} in the window")
             return float(np.asarray(steps)[idx[0]])
+        elif self.name == "log_slope":  # least-squares slope of ln(v) per step
+            if len(values) < 3 or np.any(values <= 0):
+                raise StatisticError("log_slope needs at least 3 positive values in the window")
+            return float(np.polyfit(np.asarray(steps, dtype=np.float64), np.log(values), 1)[0])
         elif self.name == "longest_run_within":  # a plateau: consecutive points with |v| <= threshold
             best, start = 0.0, None
             steps = np.asarray(steps)

@@ -217,6 +217,7 @@ class Suite:
     seeds: tuple[int, ...]
     matmul_precision: str
     slow: bool
+    report_only: bool
     problem_kind: str
     problem: Any
     problem_table: dict
@@ -252,6 +253,7 @@ class _SuiteTable:
     seeds: list[int] = field(default_factory=lambda: [0])
     matmul_precision: Literal["highest", "high", "medium"] = "highest"
     slow: bool = True
+    report_only: bool = False
 
 
 @dataclass(frozen=True)
@@ -523,7 +525,7 @@ def load_suite(path: str | Path) -> Suite:
         raise SuiteError(file, "schema", f"missing; expected schema = {SCHEMA_VERSION}")
     if raw["schema"] != SCHEMA_VERSION:
         raise SuiteError(file, "schema", f"unsupported schema version {raw['schema']!r}; this harness reads {SCHEMA_VERSION}")
-    for key in ("suite", "problem", "optimizer", "run", "measures", "expect"):
+    for key in ("suite", "problem", "optimizer", "run", "measures"):
         if key not in raw:
             raise SuiteError(file, key, "missing section")
     meta = _suite_table(raw, file)
@@ -552,7 +554,7 @@ def load_suite(path: str | Path) -> Suite:
                 raise SuiteError(file, f"optimizer.{key}", exc.message) from None
             raise
     optimizer_keys = {f.name for f in dataclasses.fields(OPTIMIZERS[okind])} | \
-        {f.name for f in dataclasses.fields(PROBLEMS[pkind])} | {"steps"}  # names a prediction may bind to
+        {f.name for f in dataclasses.fields(PROBLEMS[pkind])} | {"steps", "seed", "step"}  # names a prediction may bind to
 
     run = build(_RunTable, raw["run"], file, "run")
     events_raw = coerce(raw.get("events") or {}, dict, file, "events")
@@ -561,9 +563,11 @@ def load_suite(path: str | Path) -> Suite:
     for name, spec in measures.items():
         if spec.from_event is not None and events[spec.from_event].measure == name:
             raise SuiteError(file, f"measures.{name}.from_event", "an event cannot start the measure it is computed from")
-    expects = raw["expect"]
-    if not isinstance(expects, list) or not expects:
-        raise SuiteError(file, "expect", "expected at least one [[expect]] table")
+    expects = raw.get("expect", [])
+    if meta.report_only and (expects or raw.get("sweep_expect")):
+        raise SuiteError(file, "suite.report_only", "a report-only suite records measures and asserts nothing: drop its expectations")
+    if not meta.report_only and (not isinstance(expects, list) or not expects):
+        raise SuiteError(file, "expect", "expected at least one [[expect]] table (or suite.report_only = true)")
     expectations = tuple(_expectation(t, i, file, optimizer_keys, measures, events, tuple(meta.devices))
                          for i, t in enumerate(expects))
     sweeps = raw.get("sweep_expect", [])
@@ -584,7 +588,7 @@ def load_suite(path: str | Path) -> Suite:
     return Suite(
         file=file, sha256=hashlib.sha256(data).hexdigest(), id=meta.id, claim=meta.claim, source=meta.source,
         devices=tuple(meta.devices), dtypes=dtypes, seeds=tuple(meta.seeds), matmul_precision=meta.matmul_precision,
-        slow=meta.slow, problem_kind=pkind, problem=problem, problem_table=dict(raw["problem"]),
+        slow=meta.slow, report_only=meta.report_only, problem_kind=pkind, problem=problem, problem_table=dict(raw["problem"]),
         optimizer_kind=okind, optimizer_table=fixed, sweep=sweep, steps=run.steps, measures=measures,
         events=events, expectations=expectations, sweep_expectations=sweep_expectations,
         stop_event=stop_event, stop_after=stop_after)

@@ -5,6 +5,7 @@ suite (lr = 0.3, seed 0, CPU) and the case must fail. The nominal case is run to
 test shows the suite passes without the fault.
 """
 
+import math
 from pathlib import Path
 
 import pytest
@@ -222,6 +223,43 @@ DMF_FAULTS = [loss_without_its_half, alpha_applied_to_the_product, stable_rank_i
 @pytest.mark.parametrize("fault", DMF_FAULTS, ids=[f.__name__ for f in DMF_FAULTS])
 def test_planted_fault_turns_the_factorisation_suite_red(monkeypatch, fault):
     suite, cases = _one("dmf_identity_depth3.toml")
+    fault(monkeypatch)
+    failed = [v.name for v in run_case(cases[0]).verdicts if not v.passed]
+    assert failed, f"{fault.__name__} went unnoticed"
+
+
+# --- two-layer ReLU (issue 4): the note's faults ----------------------------------------------
+
+from harness.optimizers import TwoRateGD  # noqa: E402
+from harness.problems import TwoLayerReLU  # noqa: E402
+
+
+def swapped_layer_rates(monkeypatch):
+    real = TwoRateGD.bind
+
+    def bind(self, problem):
+        bound = real(self, problem)
+        object.__setattr__(bound, "rates", bound.rates[::-1])
+        return bound
+    monkeypatch.setattr(TwoRateGD, "bind", bind)
+
+
+def extra_inverse_sqrt_m_on_second_layer(monkeypatch):
+    real = TwoLayerReLU.init
+
+    def init(self, seed):
+        theta = real(self, seed).clone()
+        theta[self.m * self.d:] /= math.sqrt(self.m)
+        return theta
+    monkeypatch.setattr(TwoLayerReLU, "init", init)
+
+
+RELU_FAULTS = [swapped_layer_rates, extra_inverse_sqrt_m_on_second_layer]
+
+
+@pytest.mark.parametrize("fault", RELU_FAULTS, ids=[f.__name__ for f in RELU_FAULTS])
+def test_planted_fault_turns_the_relu_suite_red(monkeypatch, fault):
+    suite, cases = _one("relu_wide_regime.toml")
     fault(monkeypatch)
     failed = [v.name for v in run_case(cases[0]).verdicts if not v.passed]
     assert failed, f"{fault.__name__} went unnoticed"

@@ -60,6 +60,8 @@ BAD = [
     (lambda t: t + '\n[events.predicted]\npredict = "gd_edge"\nabove = 1.0\n', "events.predicted.above",
      "no threshold"),
     (lambda t: t + '\n[events.predicted]\npredict = "gd_edge"\nround = "up"\n', "events.predicted.round", "ceil"),
+    (lambda t: t.replace("slow = false", "slow = false\nreport_only = true"), "suite.report_only", "asserts nothing"),
+    (lambda t: t[: t.index("[[expect]]")], "expect", "report_only"),
 ]
 
 SWEEP = '''

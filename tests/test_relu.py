@@ -1,0 +1,62 @@
+"""The two-layer ReLU problem, its kernels, the two-rate rule and the kernel predictions
+(mirrors harness/problems.py, harness/relu_kernels.py, harness/optimizers.py and
+harness/predictions/relu.py)."""
+
+import math
+
+import pytest
+import torch
+
+from harness.optimizers import TwoRateGD
+from harness.predictions import PREDICTIONS
+from harness.problems import TwoLayerReLU
+from harness.relu_kernels import relu_kernels
+
+
+def test_infinite_width_kernels_match_a_wide_empirical_kernel():
+    prob = TwoLayerReLU(n=6, d=4, m=200_000)
+    x, _ = prob.data()
+    theta = prob.init(3)
+    w, a = theta[: prob.m * prob.d].view(prob.m, prob.d), theta[prob.m * prob.d:]
+    pre = x @ w.T / math.sqrt(prob.d)
+    act = (pre > 0).double()
+    k_w_emp = ((act * a ** 2) @ act.T) / prob.m * (x @ x.T / prob.d)  # the NTK block of W, finite m
+    k_a_emp = torch.relu(pre) @ torch.relu(pre).T / prob.m             # the NTK block of a
+    k_w, k_a = relu_kernels(x)
+    assert float((k_w_emp - k_w).abs().max() / k_w.abs().max()) < 0.02
+    assert float((k_a_emp - k_a).abs().max() / k_a.abs().max()) < 0.02
+
+
+def test_model_and_loss_definition():
+    prob = TwoLayerReLU(n=5, d=3, m=7)
+    p = prob.build(0, torch.float64, torch.device("cpu"))
+    x, y = p.objective.inputs, p.objective.targets
+    w, a = p.theta0[:21].view(7, 3), p.theta0[21:]
+    f = torch.relu(x @ w.T / math.sqrt(3)) @ a / math.sqrt(7)
+    assert float(p.objective.value(p.theta0)) == pytest.approx(0.5 * float(((f - y[:, 0]) ** 2).sum()), rel=1e-12)
+
+
+def test_two_rate_rule_uses_each_groups_rate_and_can_freeze_one():
+    prob = TwoLayerReLU(n=5, d=3, m=7)
+    p = prob.build(0, torch.float64, torch.device("cpu"))
+    g = p.objective.value_and_grad(p.theta0)[1]
+    rule = TwoRateGD(lr_first=0.3, lr_second=0.0).bind(p)
+    new, _ = rule.step(p.theta0, rule.init(p.theta0), p.objective.value_and_grad)
+    torch.testing.assert_close(new[:21], p.theta0[:21] - 0.3 * g[:21])
+    assert torch.equal(new[21:], p.theta0[21:])  # frozen second layer
+    rel = TwoRateGD(lr_first=0.5, lr_second=0.05, relative_to="kernel_top").bind(p)
+    assert rel.rates == pytest.approx((0.5 / p.info["kernel_top"]["first"], 0.05 / p.info["kernel_top"]["second"]))
+    with pytest.raises(ValueError, match="bound"):
+        TwoRateGD(lr_first=0.1, lr_second=0.1).init(p.theta0)
+
+
+def test_kernel_predictions_are_consistent():
+    args = dict(lr_first=0.5, lr_second=0.05, relative_to="kernel_top", n=50, d=50, m=1000, data_seed=0, seed=0)
+    mu = PREDICTIONS["relu_mu_min"](**args)
+    assert 0 < mu < 1
+    assert PREDICTIONS["relu_loss_slope"](**args) == pytest.approx(2 * math.log(1 - mu))
+    assert PREDICTIONS["relu_theorem_bound"](**args, step=10) == pytest.approx((1 - mu / 2) ** 10)
+    fast = PREDICTIONS["relu_hitting_step"](**{**args, "lr_first": 0.9}, level=1e-6)
+    slow = PREDICTIONS["relu_hitting_step"](**args, level=1e-6)
+    assert fast < slow  # a larger first-layer rate contracts faster
+    assert PREDICTIONS["relu_hitting_step"](**args, level=1e-3) < slow
