@@ -189,37 +189,34 @@ def _simulate(case: Case, result: CaseResult, progress) -> None:
         result.info = {"n_params": problem.info.get("n_params")}
         memories: dict[str, dict] = {name: {} for name in suite.measures}
         traj = {name: {"steps": [], "values": [], "aux": {}} for name in suite.measures}
+        plain = [s for s in suite.measures.values() if s.from_event is None]
+        gated = [s for s in suite.measures.values() if s.from_event is not None]
+        stop = suite.events.get(suite.stop_event) if suite.stop_event else None
+        watched = {s.from_event for s in gated} | ({stop.name} if stop else set())
+        bindings = case.bindings
+        predicted = {n: event_step(suite.events[n], traj, bindings) for n in watched if suite.events[n].predicted}
+        fired: dict[str, int] = {}
+
+        def fire(step: int) -> None:  # events fire on the measures recorded at this step
+            for name in watched - set(fired):
+                ev = suite.events[name]
+                hit = (predicted[name] is not None and step >= predicted[name]) if ev.predicted \
+                    else _hit(ev, traj, bindings, step)
+                if hit:
+                    fired[name] = step
+
         theta, state = problem.theta0, optimizer.init(problem.theta0)
         last = suite.steps
-        stop = suite.events.get(suite.stop_event) if suite.stop_event else None
-        watched = {m.from_event for m in suite.measures.values() if m.from_event} | ({stop.name} if stop else set())
-        bindings = case.bindings
-        fired: dict[str, int] = {}
         for step in range(suite.steps + 1):
             ctx = StepContext(step, theta, problem, optimizer)
             if not math.isfinite(ctx.loss) or not _finite(theta):
                 result.diverged_at = step
                 result.info["loss_at_divergence"] = ctx.loss
                 break
-            for name, spec in sorted(suite.measures.items(), key=lambda kv: kv[1].from_event is not None):
-                if spec.from_event is not None:  # events fire on the measures recorded just before
-                    for ev in watched - set(fired):
-                        if _hit(suite.events[ev], traj, bindings, step):
-                            fired[ev] = step
-                if not spec.due(step, last, fired):
-                    continue
-                m = spec.measure(ctx, memories[name])
-                t = traj[name]
-                t["steps"].append(step)
-                t["values"].append(m.value)
-                for key, val in m.aux.items():
-                    t["aux"].setdefault(key, [None] * (len(t["steps"]) - 1)).append(val)
-                for key, col in t["aux"].items():
-                    if len(col) < len(t["steps"]):
-                        col.append(None)
-            for ev in watched - set(fired):
-                if _hit(suite.events[ev], traj, bindings, step):
-                    fired[ev] = step
+            _record(plain, step, last, fired, ctx, memories, traj)
+            fire(step)
+            _record(gated, step, last, fired, ctx, memories, traj)
+            fire(step)
             if stop is not None and last == suite.steps and stop.name in fired:
                 last = min(fired[stop.name] + suite.stop_after, suite.steps)
             if progress is not None and step % 50 == 0:
@@ -235,12 +232,24 @@ def _simulate(case: Case, result: CaseResult, progress) -> None:
                                 result.last_step) for e in suite.expectations]
 
 
+def _record(specs, step: int, last: int, fired: dict, ctx: StepContext, memories: dict, traj: dict) -> None:
+    """Record every measure of ``specs`` that is due at ``step``, with its auxiliary columns."""
+    for spec in specs:
+        if not spec.due(step, last, fired):
+            continue
+        m = spec.measure(ctx, memories[spec.name])
+        t = traj[spec.name]
+        t["steps"].append(step)
+        t["values"].append(m.value)
+        for key, val in m.aux.items():
+            t["aux"].setdefault(key, [None] * (len(t["steps"]) - 1)).append(val)
+        for col in t["aux"].values():
+            if len(col) < len(t["steps"]):
+                col.append(None)
+
+
 def _hit(event, traj: dict, bindings: dict, step: int) -> bool:
-    """Whether ``event`` fires at ``step``: its measure was recorded at this step and crossed,
-    or (a predicted event) ``step`` has reached the predicted step."""
-    if event.predicted:
-        at = event_step(event, traj, bindings)
-        return at is not None and step >= at
+    """Whether measured ``event`` fires at ``step``: its measure was recorded now and crossed."""
     t = traj[event.measure]
     if not t["steps"] or t["steps"][-1] != step:
         return False

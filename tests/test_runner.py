@@ -87,3 +87,15 @@ def test_sweep_expectation_over_groups(tmp_path):
     wrong = load_suite(write(tmp_path, V + SWEEP.replace("BOUND", "-1.5"), "w.toml"))
     for _, (v,) in evaluate_sweeps(wrong, [run_case(c) for c in expand(wrong, ["cpu"])]).values():
         assert not v.passed and "outside" in v.message
+
+
+def test_stop_at_a_predicted_event(tmp_path):
+    text = VALID.replace("steps = 60", 'steps = 60\nstop = { event = "ten", after = 2 }') + """
+[events.ten]
+predict = "gd_edge"
+args = { lr = 0.2 }
+round = "floor"
+"""
+    s = load_suite(write(tmp_path, text.replace("within = 60", "within = 12")))
+    r = run_case(expand(s, ["cpu"])[0])
+    assert r.last_step == 12 and r.trajectories["loss"]["steps"][-1] == 12  # floor(2 / 0.2) + 2
