@@ -21,7 +21,8 @@ from torch import Tensor
 from .options import nonnegative, positive, unit_interval
 from .registry import Registry
 
-__all__ = ["OPTIMIZERS", "GD", "HeavyBall", "Nesterov", "SAM", "SAMUnnormalized", "TwoRateGD", "ValueAndGrad"]
+__all__ = ["OPTIMIZERS", "GD", "HeavyBall", "Nesterov", "SAM", "SAMUnnormalized", "TwoRateGD", "ScaledSGD",
+           "ValueAndGrad"]
 
 ValueAndGrad = Callable[[Tensor], tuple[Tensor, Tensor]]
 OPTIMIZERS: Registry[type] = Registry("optimizer")
@@ -183,3 +184,55 @@ class TwoRateGD:
         scale[self.first] = self.rates[0]
         scale[self.second] = self.rates[1]
         return theta - scale * g, state
+
+
+@OPTIMIZERS.register("scaled_sgd")
+@dataclass(frozen=True)
+class ScaledSGD:
+    """Minibatch SGD with optional depthwise gradient scaling (Terjék, arXiv 2502.13110, in the
+    reading of :mod:`harness.homogeneous`): ``W_k <- W_k - lr xi_k G_k`` with
+    ``xi_k = sqrt(n_{k-1}) / (||Delta_k||_F ||H_{k-1}||_F)`` (``depthwise_scaling = false``: ``xi_k = 1``,
+    plain SGD). The batch of step ``t`` is drawn without replacement from a generator seeded by the
+    case's seed and ``t``, so every case is reproducible. Needs a ``homogeneous_mlp`` problem.
+    """
+
+    lr: float = field(metadata=positive)
+    batch_size: int = field(default=256, metadata=positive)
+    depthwise_scaling: bool = True
+    problem: Any = field(default=None, init=False, repr=False, compare=False)
+
+    def bind(self, problem) -> "ScaledSGD":
+        if "widths" not in problem.info:
+            raise ValueError("scaled_sgd needs a problem with layer widths (homogeneous_mlp)")
+        bound = dataclasses.replace(self)
+        object.__setattr__(bound, "problem", problem)
+        return bound
+
+    def init(self, theta: Tensor) -> int:
+        if self.problem is None:
+            raise ValueError("scaled_sgd must be bound to its problem (bind) before use")
+        return 0
+
+    def batch(self, t: int) -> tuple[Tensor, Tensor]:
+        """The minibatch of step ``t``."""
+        obj = self.problem.objective
+        g = torch.Generator().manual_seed(1_000_003 * int(self.problem.info["seed"]) + int(t))
+        idx = torch.randperm(obj.n, generator=g)[: min(self.batch_size, obj.n)].to(obj.inputs.device)
+        return obj.inputs[idx], obj.targets[idx]
+
+    def direction(self, theta: Tensor, t: int):
+        """``(U, stats, xis, batch)``: the update direction ``U_k = -xi_k G_k`` of step ``t``."""
+        from .homogeneous import layer_stats
+
+        x, y = self.batch(t)
+        widths = self.problem.info["widths"]
+        stats = layer_stats(theta, widths, x, y, self.problem.objective.loss)
+        xis = stats.xis if self.depthwise_scaling else [1.0] * len(stats.xis)
+        scale = torch.empty_like(theta)
+        for k, sl in enumerate(self.problem.groups.values()):
+            scale[sl] = xis[k]
+        return -scale * stats.grad, stats, xis, (x, y)
+
+    def step(self, theta: Tensor, state: int, value_and_grad: ValueAndGrad) -> tuple[Tensor, int]:
+        u, _, _, _ = self.direction(theta, state)
+        return theta + self.lr * u, state + 1

@@ -17,11 +17,12 @@ from torch import Tensor, nn
 from .data import gaussian_clusters, gaussian_teacher
 from .losses import LOSSES
 from .objective import FlatModule, Objective
+from .homogeneous import layer_forward
 from .relu_kernels import relu_kernels
 from .options import nonnegative, positive
 from .registry import Registry
 
-__all__ = ["PROBLEMS", "Problem", "MLP", "Quadratic", "DeepMatrixFactorization", "TwoLayerReLU"]
+__all__ = ["PROBLEMS", "Problem", "MLP", "Quadratic", "DeepMatrixFactorization", "TwoLayerReLU", "HomogeneousMLP"]
 
 PROBLEMS: Registry[type] = Registry("problem")
 
@@ -270,3 +271,56 @@ class TwoLayerReLU:
                 "kernel_top": {"first": float(torch.linalg.eigvalsh(k_w)[-1]),
                                "second": float(torch.linalg.eigvalsh(k_a)[-1])}}
         return Problem(obj, cast(self.init(seed)), info, groups=self.groups())
+
+
+@PROBLEMS.register("homogeneous_mlp")
+@dataclass(frozen=True)
+class HomogeneousMLP:
+    """Bias-free ``sqrt(2)``-ReLU MLP with ``1/sqrt(fan_in)`` multipliers and hidden widths
+    ``n_1 k^r`` (``pattern``: quadratic ``r = 2``, linear ``4 n_1 k``, or ``constant_width``), in the
+    reading of Terjék, arXiv 2502.13110, documented in :mod:`harness.homogeneous`. Data: Gaussian
+    inputs, labels the argmax of a seeded two-layer tanh teacher, one-hot MSE targets;
+    ``n_test`` held-out examples. Parameter groups ``layer1`` ... ``layerL``.
+    """
+
+    input_dim: int = field(default=64, metadata=positive)
+    n_classes: int = field(default=10, metadata=positive)
+    depth: int = field(default=6, metadata=positive)
+    n1: int = field(default=16, metadata=positive)
+    pattern: Literal["quadratic", "linear", "constant"] = "quadratic"
+    constant_width: int = field(default=160, metadata=positive)
+    n_samples: int = field(default=2048, metadata=positive)
+    n_test: int = field(default=1024, metadata=nonnegative)
+    teacher_width: int = field(default=32, metadata=positive)
+    data_seed: int = 0
+
+    def widths(self) -> list[int]:
+        hidden = {"quadratic": [self.n1 * k ** 2 for k in range(1, self.depth)],
+                  "linear": [4 * self.n1 * k for k in range(1, self.depth)],
+                  "constant": [self.constant_width] * (self.depth - 1)}[self.pattern]
+        return [self.input_dim, *hidden, self.n_classes]
+
+    def data(self) -> tuple[Tensor, Tensor]:
+        g = torch.Generator().manual_seed(80_000 + self.data_seed)
+        n = self.n_samples + self.n_test
+        x = torch.randn(n, self.input_dim, generator=g, dtype=torch.float64)
+        t1 = torch.randn(self.input_dim, self.teacher_width, generator=g, dtype=torch.float64) / math.sqrt(self.input_dim)
+        t2 = torch.randn(self.teacher_width, self.n_classes, generator=g, dtype=torch.float64) / math.sqrt(self.teacher_width)
+        labels = (torch.tanh(x @ t1) @ t2).argmax(1)
+        return x, torch.nn.functional.one_hot(labels, self.n_classes).to(torch.float64)
+
+    def build(self, seed: int, dtype: torch.dtype, device: torch.device) -> Problem:
+        widths = self.widths()
+        g = torch.Generator().manual_seed(seed)
+        sizes = [widths[k] * widths[k + 1] for k in range(len(widths) - 1)]
+        theta0 = torch.randn(sum(sizes), generator=g, dtype=torch.float64)
+        x, y = self.data()
+        cast = lambda t: t.to(device=device, dtype=dtype)
+        model = lambda th, inputs: layer_forward(th, widths, inputs)[0]
+        n = self.n_samples
+        obj = Objective(model, LOSSES["mse"], cast(x[:n]), cast(y[:n]))
+        test = Objective(model, LOSSES["mse"], cast(x[n:]), cast(y[n:])) if self.n_test else None
+        starts = [sum(sizes[:k]) for k in range(len(sizes))]
+        groups = {f"layer{k + 1}": slice(a, a + b) for k, (a, b) in enumerate(zip(starts, sizes))}
+        return Problem(obj, cast(theta0), {"n_params": sum(sizes), "widths": widths, "seed": seed}, test,
+                       groups=groups)

@@ -263,3 +263,22 @@ def test_planted_fault_turns_the_relu_suite_red(monkeypatch, fault):
     fault(monkeypatch)
     failed = [v.name for v in run_case(cases[0]).verdicts if not v.passed]
     assert failed, f"{fault.__name__} went unnoticed"
+
+
+# --- beyond the edge of stability (issue 4, first slice): the note's fault -----------------------
+
+from harness.optimizers import ScaledSGD  # noqa: E402
+
+
+def depthwise_scaling_removed(monkeypatch):
+    real = ScaledSGD.bind
+    monkeypatch.setattr(ScaledSGD, "bind", lambda self, problem: real(
+        __import__("dataclasses").replace(self, depthwise_scaling=False), problem))
+
+
+def test_planted_fault_turns_the_beyond_eos_suite_red(monkeypatch):
+    suite, cases = _one("beyond_eos_taylor.toml")
+    depthwise_scaling_removed(monkeypatch)
+    r = run_case(cases[0])
+    assert [v.name for v in r.verdicts if not v.passed], "removing the depthwise scaling went unnoticed"
+    assert r.diverged_at is not None  # plain SGD at lr = 10 explodes (the note: within 2-3 steps)

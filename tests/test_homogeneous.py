@@ -1,0 +1,70 @@
+"""The homogeneous MLP reading of Terjék (arXiv 2502.13110): layers, depthwise scales, the Gram
+form of c_1, Taylor coefficients and soft rank (mirrors harness/homogeneous.py), and the
+seeded minibatches of scaled_sgd."""
+
+import math
+
+import pytest
+import torch
+
+from harness.homogeneous import gram_c1, layer_forward, layer_stats, participation_ratio, taylor_coefficients
+from harness.losses import mse
+from harness.optimizers import ScaledSGD
+from harness.problems import HomogeneousMLP
+
+SMALL = HomogeneousMLP(input_dim=5, n_classes=3, depth=3, n1=2, n_samples=40, n_test=20, teacher_width=4)
+
+
+@pytest.fixture
+def problem():
+    return SMALL.build(0, torch.float64, torch.device("cpu"))
+
+
+def test_model_is_positively_homogeneous(problem):
+    x = problem.objective.inputs
+    out = layer_forward(problem.theta0, problem.info["widths"], x)[0]
+    # scaling every layer's weights by c > 0 scales the output by c^L (bias-free, relu)
+    assert torch.allclose(layer_forward(2.0 * problem.theta0, problem.info["widths"], x)[0], 2.0 ** 3 * out)
+    assert problem.info["widths"] == [5, 2, 8, 3]
+
+
+def test_gram_c1_equals_the_gradient_inner_product(problem):
+    x, y = problem.objective.inputs, problem.objective.targets
+    widths = problem.info["widths"]
+    stats = layer_stats(problem.theta0, widths, x, y, mse)
+    scale = torch.cat([torch.full((widths[k] * widths[k + 1],), stats.xis[k], dtype=torch.float64)
+                       for k in range(len(widths) - 1)])
+    u = -scale * stats.grad
+    assert gram_c1(stats, widths, stats.xis) == pytest.approx(float(stats.grad @ u), rel=1e-12)
+    for k, xi in enumerate(stats.xis):  # ||xi_k G_k||_F <= 1
+        sl = slice(sum(widths[j] * widths[j + 1] for j in range(k)), sum(widths[j] * widths[j + 1] for j in range(k + 1)))
+        assert float((xi * stats.grad[sl]).norm()) <= 1 + 1e-12
+
+
+def test_taylor_coefficients_match_finite_differences(problem):
+    obj = problem.objective
+    f = lambda t: obj.loss(obj.model(t, obj.inputs), obj.targets)
+    u = torch.randn(problem.theta0.shape, generator=torch.Generator().manual_seed(1), dtype=torch.float64) * 0.1
+    l0, c1, c2, c3 = taylor_coefficients(f, problem.theta0, u)
+    h = 1e-3
+    fh = lambda k: float(f(problem.theta0 + k * h * u))
+    assert c1 == pytest.approx((fh(1) - fh(-1)) / (2 * h), rel=1e-5)
+    assert c2 == pytest.approx((fh(1) - 2 * fh(0) + fh(-1)) / h ** 2, rel=1e-4)
+    assert c3 == pytest.approx((fh(2) - 2 * fh(1) + 2 * fh(-1) - fh(-2)) / (2 * h ** 3), rel=1e-2, abs=1e-6)
+
+
+def test_participation_ratio():
+    assert participation_ratio(torch.eye(4, dtype=torch.float64)) == pytest.approx(4.0)
+    rank_one = torch.ones(4, 3, dtype=torch.float64)
+    assert participation_ratio(rank_one) == pytest.approx(1.0)
+
+
+def test_minibatches_are_seeded_and_scaling_can_be_switched_off(problem):
+    rule = ScaledSGD(lr=0.1, batch_size=8).bind(problem)
+    assert torch.equal(rule.batch(3)[0], rule.batch(3)[0])
+    assert not torch.equal(rule.batch(3)[0], rule.batch(4)[0])
+    other_seed = ScaledSGD(lr=0.1, batch_size=8).bind(SMALL.build(1, torch.float64, torch.device("cpu")))
+    assert not torch.equal(rule.batch(3)[0], other_seed.batch(3)[0])
+    plain = ScaledSGD(lr=0.1, batch_size=8, depthwise_scaling=False).bind(problem)
+    u, stats, xis, _ = plain.direction(problem.theta0, 0)
+    assert xis == [1.0] * 3 and torch.equal(u, -stats.grad)
