@@ -186,7 +186,7 @@ def evaluate(suite: Suite, e: Expectation, trajectories: dict, hyper: dict,
     ``last_step``: the run's last step (default ``run.steps``; earlier when it stopped on an event).
     """
     e = e.for_device(device)
-    if divergence is not None:
+    if divergence is not None and not e.allow_divergence:
         return _fail(e, divergence)
     last_step = suite.steps if last_step is None else last_step
     try:
@@ -252,6 +252,8 @@ def evaluate_sweep(suite: Suite, e: Expectation, group: list[tuple[Any, Any]], d
             return Verdict(e.name, False, e.measure, e.check, label, None, None, None, "", None, None,
                            "spearman is undefined: the per-case statistic is constant across the sweep",
                            [], e.predict, e.compare, per_case)
+    elif e.aggregate == "last_over_first":  # the largest axis value's statistic over the smallest's
+        measured = ys[-1] / ys[0] if ys[0] else math.nan
     else:
         measured = float(_AGGREGATES[e.aggregate](ys))
     passed, margin, tol = _check(e, measured, group[0][1].case.bindings)

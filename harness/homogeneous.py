@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-__all__ = ["LayerStats", "layer_forward", "layer_stats", "gram_c1", "participation_ratio", "stable_rank",
+__all__ = ["LayerStats", "layer_forward", "layer_stats", "gram_c1", "participation_ratio", "stable_rank", "entropy_soft_rank",
            "taylor_coefficients"]
 
 
@@ -77,6 +77,14 @@ def participation_ratio(features: Tensor) -> float:
     """Soft rank ``(tr K)^2 / ||K||_F^2`` of ``K = F F^T / n`` (the theory note's primary candidate)."""
     k = features @ features.T / features.shape[1]
     return float(torch.trace(k) ** 2 / (k * k).sum())
+
+
+def entropy_soft_rank(features: Tensor) -> float:
+    """Soft rank ``exp(-sum p_i ln p_i)`` with ``p`` the normalised eigenvalues of ``K`` (erank)."""
+    ev = torch.linalg.eigvalsh(features @ features.T / features.shape[1]).clamp_min(0)
+    p = ev / ev.sum()
+    p = p[p > 0]
+    return float(torch.exp(-(p * p.log()).sum()))
 
 
 def stable_rank(features: Tensor) -> float:

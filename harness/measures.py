@@ -19,9 +19,12 @@ from torch import Tensor
 from .ansatz import chain_rule_error, mean_sq_jacobian_norm, trace_inequality_ratio
 from .curvature import gauss_newton_operator, hessian_operator
 from .errors import MeasurementError
+from .objective import Objective
+from .operators import LinearOperator
 from .options import positive
 from .problems import Problem
-from .homogeneous import gram_c1, layer_forward, participation_ratio, stable_rank, taylor_coefficients
+from .homogeneous import (entropy_soft_rank, gram_c1, layer_forward, participation_ratio, stable_rank,
+                          taylor_coefficients)
 from .rank import effective_rank, entropy_rank
 from .registry import Registry
 from .spectrum import lanczos
@@ -29,7 +32,7 @@ from .spectrum import lanczos
 __all__ = ["MEASURES", "Measurement", "StepContext", "Loss", "GradNorm", "LambdaMax", "StabilityThreshold",
            "JacobianNorm", "ChainRuleError", "JacobianTraceRatio", "TestLoss", "EffectiveRank", "EntropyRank",
            "ModeProgress", "RelativeError", "EffectiveRankGap", "LossRatio", "RelativeChange", "MinibatchLoss",
-           "TaylorGramError", "TaylorCubicError", "SoftRank"]
+           "TaylorGramError", "TaylorCubicError", "SoftRank", "PreconditionedSharpness"]
 
 MEASURES: Registry[type] = Registry("measure")
 
@@ -57,6 +60,11 @@ class StepContext:
 
     @property
     def loss(self) -> float:
+        """``L(theta)``; for a minibatch rule (``full_batch = False``) a forward pass only."""
+        if self._vg is None and not getattr(self.optimizer, "full_batch", True):
+            if not hasattr(self, "_value"):
+                self._value = float(self.problem.objective.value(self.theta))
+            return self._value
         return float(self.value_and_grad(self.theta)[0])
 
     @property
@@ -392,11 +400,12 @@ class TaylorCubicError:
 
     def __call__(self, ctx: StepContext, memory: dict) -> Measurement:
         u, _, _, batch_loss, (l0, c1, c2, c3) = _taylor(ctx)
-        h = self.fraction * ctx.optimizer.lr
+        lr = getattr(ctx.optimizer, "effective_lr", None) or ctx.optimizer.lr
+        h = self.fraction * lr
         with torch.no_grad():
             lh = float(batch_loss(ctx.theta + h * u))
         model = l0 + c1 * h + c2 * h ** 2 / 2 + c3 * h ** 3 / 6
-        return Measurement(abs(lh - model) / abs(lh - l0), {"q": ctx.optimizer.lr * c2 / (2 * abs(c1))})
+        return Measurement(abs(lh - model) / abs(lh - l0), {"q": lr * c2 / (2 * abs(c1))})
 
 
 @MEASURES.register("soft_rank")
@@ -404,9 +413,10 @@ class TaylorCubicError:
 class SoftRank:
     """Soft rank of the last hidden layer's features ``F`` (``K = F F^T / n``) on the held-out
     (or training) inputs: participation ratio ``(tr K)^2/||K||_F^2`` (the theory note's primary
-    reading of Terjék's soft rank, arXiv 2502.13110) or stable rank ``tr K / lambda_max(K)``."""
+    reading of Terjék's soft rank, arXiv 2502.13110), stable rank ``tr K / lambda_max(K)`` or the
+    entropy rank of ``K``'s spectrum (the alternatives; all three moved together in the note's runs)."""
 
-    kind: Literal["participation", "stable"] = "participation"
+    variant: Literal["participation", "stable", "entropy"] = "participation"
     inputs: Literal["test", "train"] = "test"
 
     def __call__(self, ctx: StepContext, memory: dict) -> Measurement:
@@ -415,4 +425,35 @@ class SoftRank:
         x = _inputs(ctx, self.inputs, memory)
         with torch.no_grad():
             feats = layer_forward(ctx.theta, ctx.problem.info["widths"], x)[2][-1]
-        return Measurement(participation_ratio(feats) if self.kind == "participation" else stable_rank(feats))
+        fn = {"participation": participation_ratio, "stable": stable_rank, "entropy": entropy_soft_rank}[self.variant]
+        return Measurement(fn(feats))
+
+
+
+@MEASURES.register("preconditioned_sharpness")
+@dataclass(frozen=True)
+class PreconditionedSharpness:
+    """``S = lr * lambda_max(Xi^{1/2} H_B Xi^{1/2})`` on this step's minibatch, ``Xi`` blockwise the
+    depthwise scales ``xi_k`` of the update (1 for plain SGD), by Lanczos on the minibatch Hessian
+    operator. GD on a quadratic with this preconditioner is unstable when ``S > 2`` (Terjék, arXiv
+    2502.13110, in the theory note's reading). Records the relative residual; NaN if unconverged."""
+
+    tol: float = field(default=1e-3, metadata=positive)
+    max_iter: int = field(default=100, metadata=positive)
+
+    def __call__(self, ctx: StepContext, memory: dict) -> Measurement:
+        _, _, xis, (x, y) = _direction(ctx)
+        obj = ctx.problem.objective
+        batch = Objective(obj.model, obj.loss, x, y)
+        h = hessian_operator(batch, ctx.theta)
+        s = torch.empty_like(ctx.theta)
+        for k, sl in enumerate(ctx.problem.groups.values()):
+            s[sl] = math.sqrt(xis[k])
+        op = LinearOperator(lambda v: s * (h @ (s * v)), h.dim, h.dtype, h.device, name="preconditioned_hessian")
+        res = lanczos(op, k=1, tol=self.tol, max_iter=self.max_iter, v0=memory.get("v"), seed=ctx.step)
+        memory["v"] = res.eigenvectors[:, 0]
+        aux = {"relative_residual": float(res.relative_residuals[0]), "n_matvecs": res.n_matvecs,
+               "converged": res.converged}
+        if not res.converged:
+            return Measurement(math.nan, {**aux, "estimate": float(res.eigenvalues[0])})
+        return Measurement(ctx.optimizer.effective_lr * float(res.eigenvalues[0]), aux)

@@ -199,13 +199,30 @@ class ScaledSGD:
     lr: float = field(metadata=positive)
     batch_size: int = field(default=256, metadata=positive)
     depthwise_scaling: bool = True
+    lr_unit: Literal["absolute", "edge_at_init"] = "absolute"
     problem: Any = field(default=None, init=False, repr=False, compare=False)
+    effective_lr: float | None = field(default=None, init=False, compare=False)
+    full_batch = False  # the rule never uses the full-batch gradient
 
     def bind(self, problem) -> "ScaledSGD":
+        """This rule with its problem; with ``lr_unit = "edge_at_init"`` the step size is
+        ``lr * 2 / lambda_0``, ``lambda_0`` the top Hessian eigenvalue of the first minibatch at
+        initialisation (so ``lr = 4`` is "4x the edge of stability")."""
         if "widths" not in problem.info:
             raise ValueError("scaled_sgd needs a problem with layer widths (homogeneous_mlp)")
         bound = dataclasses.replace(self)
         object.__setattr__(bound, "problem", problem)
+        lr = self.lr
+        if self.lr_unit == "edge_at_init":
+            from .curvature import hessian_operator
+            from .objective import Objective
+            from .spectrum import lanczos
+
+            x, y = bound.batch(0)
+            obj = problem.objective
+            lam0 = lanczos(hessian_operator(Objective(obj.model, obj.loss, x, y), problem.theta0), tol=1e-4).top()
+            lr = self.lr * 2.0 / lam0
+        object.__setattr__(bound, "effective_lr", lr)
         return bound
 
     def init(self, theta: Tensor) -> int:
@@ -235,4 +252,4 @@ class ScaledSGD:
 
     def step(self, theta: Tensor, state: int, value_and_grad: ValueAndGrad) -> tuple[Tensor, int]:
         u, _, _, _ = self.direction(theta, state)
-        return theta + self.lr * u, state + 1
+        return theta + self.effective_lr * u, state + 1

@@ -171,7 +171,8 @@ def run_case(case: Case, progress: Callable[[int, int], None] | None = None) -> 
     except Exception as exc:  # a crash inside a case is that case's failure, not the run's
         result.error = f"{type(exc).__name__}: {exc}"
         result.verdicts = [Verdict(e.name, False, e.measure, e.check, None, None, None, None, "", None, None,
-                                   f"the case raised {result.error}") for e in suite.expectations]
+                                   f"the case raised {result.error}") for e in suite.expectations
+                           if e.applies(case.hyper)]
     result.wall_time_s = time.perf_counter() - start
     return result
 
@@ -229,7 +230,7 @@ def _simulate(case: Case, result: CaseResult, progress) -> None:
     result.trajectories = traj
     result.info["last_step"] = last if result.diverged_at is None else result.diverged_at
     result.verdicts = [evaluate(suite, e, traj, case.bindings, result.divergence_message, case.device,
-                                result.last_step) for e in suite.expectations]
+                                result.last_step) for e in suite.expectations if e.applies(case.hyper)]
 
 
 def _record(specs, step: int, last: int, fired: dict, ctx: StepContext, memories: dict, traj: dict) -> None:
@@ -269,8 +270,9 @@ def sweep_groups(suite: Suite, results: list[CaseResult], axis: str) -> dict[str
 
 
 def group_key(case: Case, axis: str) -> str:
-    """The id of the sweep group of ``case`` along ``axis``: every other coordinate of the case."""
-    rest = [f"{k}={_fmt(v)}" for k, v in case.point if k != axis]
+    """The id of the sweep group of ``case`` along ``axis``: every other coordinate of the case
+    (with ``sweep = "zip"`` the axes move together, so none of them)."""
+    rest = [] if case.suite.zip_sweep else [f"{k}={_fmt(v)}" for k, v in case.point if k != axis]
     return "-".join([f"across={axis}", *rest, f"seed={case.seed}", case.device])
 
 

@@ -159,7 +159,9 @@ class _ExpectTable(_ToleranceTable):
     on: dict | None = None
     why: str = ""
     across: str | None = None
-    aggregate: Literal["spearman", "min", "max", "median", "mean"] | None = None
+    aggregate: Literal["spearman", "min", "max", "median", "mean", "last_over_first"] | None = None
+    allow_divergence: bool = False
+    where: dict | None = None
 
 
 @dataclass(frozen=True)
@@ -186,6 +188,12 @@ class Expectation:
     why: str
     across: str | None = None
     aggregate: str | None = None
+    allow_divergence: bool = False
+    where: dict = field(default_factory=dict)
+
+    def applies(self, hyper: dict) -> bool:
+        """Whether this expectation is asserted on a case with these hyper-parameters."""
+        return all(hyper.get(k) == v for k, v in self.where.items())
 
     @property
     def over_sweep(self) -> bool:
@@ -229,13 +237,16 @@ class Suite:
     events: dict[str, EventSpec]
     expectations: tuple[Expectation, ...]
     sweep_expectations: tuple[Expectation, ...] = ()
+    zip_sweep: bool = False
     stop_event: str | None = None
     stop_after: int = 0
 
     def sweep_points(self) -> list[dict[str, Any]]:
-        """Every combination of the sweep axes' values (one empty point without axes)."""
+        """Every combination of the sweep axes' values, or with ``sweep = "zip"`` the i-th values
+        of every axis together (one empty point without axes)."""
         names = list(self.sweep)
-        return [dict(zip(names, combo)) for combo in itertools.product(*(self.sweep[n] for n in names))]
+        combine = zip if self.zip_sweep else itertools.product
+        return [dict(zip(names, combo)) for combo in combine(*(self.sweep[n] for n in names))]
 
     def optimizer(self, point: dict[str, Any]) -> Any:
         """The optimiser of one sweep point."""
@@ -440,8 +451,9 @@ _NEEDS = {"approx": (), "interval": ("interval",), "le": ("bound",), "ge": ("bou
 
 
 def _expectation(table: Any, i: int, file: str, optimizer_keys: set[str], measures: dict, events: dict,
-                 devices: tuple[str, ...], sweep: dict | None = None) -> Expectation:
+                 devices: tuple[str, ...], sweep: dict | None = None, sweep_axes: dict | None = None) -> Expectation:
     path = f"sweep_expect[{i}]" if sweep is not None else f"expect[{i}]"
+    sweep_axes = sweep if sweep is not None else (sweep_axes or {})
     t = build(_ExpectTable, table, file, path)
     if sweep is None:
         for key in ("across", "aggregate"):
@@ -451,7 +463,8 @@ def _expectation(table: Any, i: int, file: str, optimizer_keys: set[str], measur
         if t.across not in sweep:
             raise SuiteError(file, f"{path}.across", f"expected a sweep axis of this suite {sorted(sweep)}, got {t.across!r}")
         if t.aggregate is None:
-            raise SuiteError(file, f"{path}.aggregate", "missing; expected one of 'spearman', 'min', 'max', 'median', 'mean'")
+            raise SuiteError(file, f"{path}.aggregate",
+                             "missing; expected one of 'spearman', 'min', 'max', 'median', 'mean', 'last_over_first'")
         if t.check == "reaches":
             raise SuiteError(file, f"{path}.check", "check 'reaches' is per case; use it in [[expect]]")
     for key in ("name", "measure"):
@@ -492,6 +505,12 @@ def _expectation(table: Any, i: int, file: str, optimizer_keys: set[str], measur
         if dev not in devices:
             raise SuiteError(file, f"{path}.on.{dev}", f"expected one of the suite's devices {list(devices)}")
         on[dev] = build(_ToleranceTable, over, file, f"{path}.on.{dev}")
+    where = dict(t.where or {})
+    for key, value in where.items():
+        if key not in sweep_axes:
+            raise SuiteError(file, f"{path}.where.{key}", f"expected a sweep axis of this suite {sorted(sweep_axes)}")
+        if value not in sweep_axes[key]:
+            raise SuiteError(file, f"{path}.where.{key}", f"{value!r} is not among the axis' values {sweep_axes[key]}")
     target = t.target if t.target is not None else ({"ratio": 1.0, "difference": 0.0}.get(compare) if predict else None)
     if isinstance(target, dict):
         target = _predicted_value(target, file, f"{path}.target", optimizer_keys, measures)
@@ -502,7 +521,7 @@ def _expectation(table: Any, i: int, file: str, optimizer_keys: set[str], measur
         statistic=statistic, window=window, target=target, rtol=t.rtol or 0.0, atol=t.atol or 0.0,
         interval=tuple(t.interval) if t.interval is not None else None, bound=bound,
         threshold=t.threshold, direction=t.direction, within=t.within, on=on, why=t.why,
-        across=t.across, aggregate=t.aggregate)
+        across=t.across, aggregate=t.aggregate, allow_divergence=t.allow_divergence, where=where)
 
 
 def load_suite(path: str | Path) -> Suite:
@@ -535,7 +554,8 @@ def load_suite(path: str | Path) -> Suite:
     problem = build(PROBLEMS[pkind], raw["problem"], file, "problem", skip=("kind",))
 
     okind = _kind(raw["optimizer"], file, "optimizer", OPTIMIZERS)
-    otable = {k: v for k, v in raw["optimizer"].items() if k != "kind"}
+    otable = {k: v for k, v in raw["optimizer"].items() if k not in ("kind", "sweep")}
+    zipped = coerce(raw["optimizer"].get("sweep", "product"), Literal["product", "zip"], file, "optimizer.sweep")
     sweep = {}
     for key, value in otable.items():
         if isinstance(value, list):
@@ -543,8 +563,11 @@ def load_suite(path: str | Path) -> Suite:
                 raise SuiteError(file, f"optimizer.{key}", "a sweep axis needs at least one value")
             sweep[key] = value
     fixed = {k: v for k, v in otable.items() if k not in sweep}
+    if zipped == "zip" and len({len(v) for v in sweep.values()}) > 1:
+        raise SuiteError(file, "optimizer.sweep", "with sweep = 'zip' every list must have the same length, got "
+                         + ", ".join(f"{k}: {len(v)}" for k, v in sweep.items()))
     # validate every sweep value by building each optimiser once
-    for point in itertools.product(*sweep.values()) if sweep else [()]:
+    for point in (zip(*sweep.values()) if zipped == "zip" else itertools.product(*sweep.values())) if sweep else [()]:
         table = {**fixed, **dict(zip(sweep, point))}
         try:
             build(OPTIMIZERS[okind], table, file, "optimizer")
@@ -568,8 +591,8 @@ def load_suite(path: str | Path) -> Suite:
         raise SuiteError(file, "suite.report_only", "a report-only suite records measures and asserts nothing: drop its expectations")
     if not meta.report_only and (not isinstance(expects, list) or not expects):
         raise SuiteError(file, "expect", "expected at least one [[expect]] table (or suite.report_only = true)")
-    expectations = tuple(_expectation(t, i, file, optimizer_keys, measures, events, tuple(meta.devices))
-                         for i, t in enumerate(expects))
+    expectations = tuple(_expectation(t, i, file, optimizer_keys, measures, events, tuple(meta.devices),
+                                      sweep_axes=sweep) for i, t in enumerate(expects))
     sweeps = raw.get("sweep_expect", [])
     if not isinstance(sweeps, list):
         raise SuiteError(file, "sweep_expect", "expected [[sweep_expect]] tables")
@@ -590,5 +613,5 @@ def load_suite(path: str | Path) -> Suite:
         devices=tuple(meta.devices), dtypes=dtypes, seeds=tuple(meta.seeds), matmul_precision=meta.matmul_precision,
         slow=meta.slow, report_only=meta.report_only, problem_kind=pkind, problem=problem, problem_table=dict(raw["problem"]),
         optimizer_kind=okind, optimizer_table=fixed, sweep=sweep, steps=run.steps, measures=measures,
-        events=events, expectations=expectations, sweep_expectations=sweep_expectations,
+        events=events, expectations=expectations, sweep_expectations=sweep_expectations, zip_sweep=zipped == "zip",
         stop_event=stop_event, stop_after=stop_after)

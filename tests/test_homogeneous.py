@@ -68,3 +68,36 @@ def test_minibatches_are_seeded_and_scaling_can_be_switched_off(problem):
     plain = ScaledSGD(lr=0.1, batch_size=8, depthwise_scaling=False).bind(problem)
     u, stats, xis, _ = plain.direction(problem.theta0, 0)
     assert xis == [1.0] * 3 and torch.equal(u, -stats.grad)
+
+
+def test_soft_rank_variants_agree_on_extremes():
+    from harness.homogeneous import entropy_soft_rank, stable_rank
+    eye = torch.eye(5, dtype=torch.float64)
+    assert stable_rank(eye) == pytest.approx(5.0) and entropy_soft_rank(eye) == pytest.approx(5.0)
+    one = torch.ones(5, 2, dtype=torch.float64)
+    assert stable_rank(one) == pytest.approx(1.0) and entropy_soft_rank(one) == pytest.approx(1.0)
+
+
+def test_preconditioned_sharpness_against_a_dense_hessian(problem):
+    from torch.func import hessian
+
+    from harness.measures import PreconditionedSharpness, StepContext
+    rule = ScaledSGD(lr=0.5, batch_size=16).bind(problem)
+    ctx = StepContext(0, problem.theta0, problem, rule, rule.init(problem.theta0))
+    value = PreconditionedSharpness(tol=1e-10).__call__(ctx, {}).value
+    _, _, xis, (x, y) = rule.direction(problem.theta0, 0)
+    widths = problem.info["widths"]
+    h = hessian(lambda t: mse(layer_forward(t, widths, x)[0], y))(problem.theta0)
+    s = torch.cat([torch.full((widths[k] * widths[k + 1],), math.sqrt(xi), dtype=torch.float64)
+                   for k, xi in enumerate(xis)])
+    dense = 0.5 * float(torch.linalg.eigvalsh(s[:, None] * h * s[None, :])[-1])
+    assert value == pytest.approx(dense, rel=1e-8)
+
+
+def test_lr_relative_to_the_edge_at_init(problem):
+    from harness import hessian_operator, lanczos
+    from harness.objective import Objective
+    rule = ScaledSGD(lr=4.0, batch_size=16, depthwise_scaling=False, lr_unit="edge_at_init").bind(problem)
+    x, y = rule.batch(0)
+    lam0 = lanczos(hessian_operator(Objective(problem.objective.model, mse, x, y), problem.theta0), tol=1e-8).top()
+    assert rule.effective_lr == pytest.approx(4.0 * 2.0 / lam0, rel=1e-3)

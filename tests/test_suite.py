@@ -136,3 +136,32 @@ bound = 1.0
     v = {x.name: x for x in r.verdicts}
     assert v["loss_after_predicted_step"].window[0] == 10  # floor(2 / 0.2)
     assert v["sharpness_below_edge"].predicted == 8.0  # the bound 2 / 0.25 is the reported prediction
+
+
+def test_zip_sweeps_where_filters_and_allowed_divergence(tmp_path):
+    from harness import expand, run_case
+    text = VALID.replace("lr = [0.1, 0.2]", 'sweep = "zip"\nlr = [0.1, 1000.0]').replace(
+        'name = "sharpness_below_edge"', 'name = "sharpness_below_edge"\nwhere = { lr = 0.1 }') + """
+[[expect]]
+name = "blows_up"
+where = { lr = 1000.0 }
+measure = "loss"
+check = "reaches"
+direction = "above"
+threshold = 1e10
+within = 20
+allow_divergence = true
+"""
+    text = text.replace('name = "loss_falls"', 'name = "loss_falls"\nwhere = { lr = 0.1 }').replace(
+        'name = "monotone_after_event"', 'name = "monotone_after_event"\nwhere = { lr = 0.1 }')
+    s = load_suite(write(tmp_path, text))
+    assert s.sweep_points() == [{"lr": 0.1}, {"lr": 1000.0}]
+    results = {dict(c.point)["lr"]: run_case(c) for c in expand(s, ["cpu"]) if c.seed == 0}
+    assert [v.name for v in results[0.1].verdicts] == ["sharpness_below_edge", "loss_falls", "monotone_after_event"]
+    big = results[1000.0]
+    assert big.diverged_at is not None and [v.name for v in big.verdicts] == ["blows_up"] and big.passed
+    bad = VALID.replace('name = "loss_falls"', 'name = "loss_falls"\nwhere = { lr = 0.3 }')
+    with pytest.raises(SuiteError, match="not among the axis"):
+        load_suite(write(tmp_path, bad, "bad.toml"))
+    with pytest.raises(SuiteError, match="same length"):
+        load_suite(write(tmp_path, VALID.replace("lr = [0.1, 0.2]", 'sweep = "zip"\nlr = [0.1, 0.2]\nmomentum = [0.5]').replace('kind = "gd"', 'kind = "heavy_ball"'), "z.toml"))
