@@ -1,0 +1,65 @@
+"""Fixed, seeded benchmark inputs (never change once published; add new ones instead).
+
+The two reference models of issue 5: a 77k-parameter tanh MLP and a 21k-parameter ReLU CNN,
+2000 samples, MSE (Cohen et al.'s convention).
+"""
+
+from __future__ import annotations
+
+import time
+
+import torch
+from torch import nn
+
+from harness import FlatModule, Objective
+from harness.losses import mse
+
+N_SAMPLES = 2000
+REPEAT = 5  # timed repetitions of a ratio benchmark (the CI quick check sets 1)
+
+
+def cuda_or_skip(device: str) -> None:
+    if device == "cuda" and not torch.cuda.is_available():
+        raise NotImplementedError("no CUDA device")  # asv shows the row as skipped
+
+
+def sync(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def reference_problem(model: str, device: str, dtype=torch.float32):
+    """``(objective, theta, v)``: the reference model, its data and a fixed direction."""
+    g = torch.Generator().manual_seed(2024)
+    torch.manual_seed(2024)
+    if model == "mlp":
+        net = nn.Sequential(nn.Linear(32, 256), nn.Tanh(), nn.Linear(256, 256), nn.Tanh(), nn.Linear(256, 10))
+        x = torch.randn(N_SAMPLES, 32, generator=g)
+    elif model == "cnn":
+        net = nn.Sequential(nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                            nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                            nn.Flatten(), nn.Linear(32 * 4 * 4, 32), nn.ReLU(), nn.Linear(32, 10))
+        x = torch.randn(N_SAMPLES, 1, 16, 16, generator=g)
+    else:
+        raise ValueError(model)
+    y = torch.randn(N_SAMPLES, 10, generator=g)
+    net = net.to(device=device, dtype=dtype)
+    flat = FlatModule(net)
+    obj = Objective(flat, mse, x.to(device, dtype), y.to(device, dtype))
+    theta = flat.flatten()
+    v = torch.randn(theta.shape, generator=g).to(device, dtype)
+    return obj, theta, v
+
+
+def seconds(fn, device: str, repeat: int | None = None) -> float:
+    """Median wall time of ``fn`` (synchronised on CUDA), for ratio benchmarks."""
+    repeat = REPEAT if repeat is None else repeat
+    fn()
+    sync(device)
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        sync(device)
+        times.append(time.perf_counter() - t0)
+    return sorted(times)[len(times) // 2]
