@@ -12,7 +12,7 @@ from .curvature import (HVP_STRATEGIES, gauss_newton_operator, hessian_operator,
 from .spectrum import EigResult, lanczos
 
 # update rules and predictions
-from .optimizers import GD, OPTIMIZERS, SAM, HeavyBall, Nesterov, SAMUnnormalized
+from .optimizers import GD, OPTIMIZERS, SAM, HeavyBall, Nesterov, SAMUnnormalized, ScaledSGD, TwoRateGD
 from .predictions import (PREDICTIONS, gauss_newton_top, gd_edge, heavy_ball_edge, nesterov_edge, sam_edge,
                           sam_orbit_grad_norm, sam_unnormalized_edge)
 
@@ -36,7 +36,7 @@ __all__ = [
     "Objective", "FlatModule", "LinearOperator", "HVP_STRATEGIES", "hessian_operator", "hvp",
     "gauss_newton_operator", "param_jvp", "param_vjp", "input_jacobians", "EigResult", "lanczos",
     # update rules and predictions
-    "OPTIMIZERS", "GD", "HeavyBall", "Nesterov", "SAM", "SAMUnnormalized",
+    "OPTIMIZERS", "GD", "HeavyBall", "Nesterov", "SAM", "SAMUnnormalized", "TwoRateGD", "ScaledSGD",
     "PREDICTIONS", "gd_edge", "heavy_ball_edge", "nesterov_edge", "sam_edge", "sam_unnormalized_edge",
     "sam_orbit_grad_norm", "gauss_newton_top",
     # problems and measures

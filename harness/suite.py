@@ -317,7 +317,7 @@ def _dtypes(meta: _SuiteTable, file: str) -> dict[str, str]:
         raise SuiteError(file, "suite.dtype", f"expected a dtype name or a table device -> dtype, got {meta.dtype!r}")
     for dev, dt in table.items():
         if dt not in DTYPES:
-            raise SuiteError(file, f"suite.dtype" + ("" if isinstance(meta.dtype, str) else f".{dev}"),
+            raise SuiteError(file, "suite.dtype" + ("" if isinstance(meta.dtype, str) else f".{dev}"),
                              f"expected one of {list(DTYPES)}, got {dt!r}")
     return table
 

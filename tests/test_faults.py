@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 
 import harness.measures as measures
+import harness.measures.curvature as curvature_measures
+import harness.measures.matrix as matrix_measures
 from harness import GD, expand, load_suite, run_case
 from harness.operators import LinearOperator
 
@@ -24,13 +26,12 @@ def case():
 
 
 def _wrap_operator(monkeypatch, transform):
-    real = measures.hessian_operator
+    real = curvature_measures.hessian_operator
 
     def faulty(obj, theta, strategy="double_backward_reused"):
-        op = transform(real, obj, theta, strategy)
-        return op
+        return transform(real, obj, theta, strategy)
 
-    monkeypatch.setattr(measures, "hessian_operator", faulty)
+    monkeypatch.setattr(curvature_measures, "hessian_operator", faulty)
 
 
 def flipped_hvp_sign(monkeypatch):
@@ -95,7 +96,6 @@ def test_planted_fault_turns_the_suite_red(case, monkeypatch, fault):
 
 # --- SAM and Hessian-Jacobian suites (issue 3): the note's faults, plus two of our own ----------
 
-import harness.optimizers as optimizers  # noqa: E402
 from harness import SAM  # noqa: E402
 from harness.predictions import PREDICTIONS  # noqa: E402
 from harness.runner import evaluate_sweeps  # noqa: E402
@@ -147,12 +147,12 @@ def jacobian_at_stale_parameters(monkeypatch):
 
 
 def gauss_newton_normalised_twice(monkeypatch):
-    real = measures.gauss_newton_operator
+    real = curvature_measures.gauss_newton_operator
 
     def twice(obj, theta):
         op = real(obj, theta)
         return LinearOperator(lambda v: (op @ v) / obj.n, op.dim, op.dtype, op.device)
-    monkeypatch.setattr(measures, "gauss_newton_operator", twice)
+    monkeypatch.setattr(curvature_measures, "gauss_newton_operator", twice)
 
 
 def chain_rule_with_rescaled_weight(monkeypatch):
@@ -203,7 +203,7 @@ def alpha_applied_to_the_product(monkeypatch):
 
 
 def stable_rank_in_place_of_effective_rank(monkeypatch):
-    monkeypatch.setattr(measures, "effective_rank", lambda sv: float((sv ** 2).sum() / sv.max() ** 2))
+    monkeypatch.setattr(matrix_measures, "effective_rank", lambda sv: float((sv ** 2).sum() / sv.max() ** 2))
 
 
 # --- two-layer ReLU (issue 4): the note's faults ----------------------------------------------

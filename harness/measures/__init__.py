@@ -1,0 +1,70 @@
+"""Measures: what a run records at its measurement steps.
+
+A measure kind is a frozen dataclass of options (the suite's ``[measures.NAME]`` table).
+Calling it with the step's :class:`StepContext` and the measure's own ``memory`` (a dict
+kept for the whole case, e.g. for warm starts) returns a :class:`Measurement`: a float and
+auxiliary numbers (residuals, product counts) that are recorded beside it. A value that
+cannot be trusted is recorded as NaN with the reason in ``aux``; it is never a number.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from torch import Tensor
+
+from ..problems import Problem
+from ..registry import Registry
+
+__all__ = ["MEASURES", "Measurement", "StepContext"]
+
+MEASURES: Registry[type] = Registry("measure")
+
+
+@dataclass(frozen=True)
+class Measurement:
+    value: float
+    aux: dict[str, Any] = field(default_factory=dict)
+
+
+class StepContext:
+    """The state of a run at one step, with ``L`` and ``grad L`` at ``theta`` cached so that
+    the optimiser and every measure share one gradient evaluation."""
+
+    def __init__(self, step: int, theta: Tensor, problem: Problem, optimizer: Any, state: Any = None):
+        self.step, self.theta, self.problem, self.optimizer, self.state = step, theta, problem, optimizer, state
+        self._vg: tuple[Tensor, Tensor] | None = None
+
+    def value_and_grad(self, theta: Tensor) -> tuple[Tensor, Tensor]:
+        if theta is self.theta:
+            if self._vg is None:
+                self._vg = self.problem.objective.value_and_grad(theta)
+            return self._vg
+        return self.problem.objective.value_and_grad(theta)
+
+    @property
+    def loss(self) -> float:
+        """``L(theta)``; for a minibatch rule (``full_batch = False``) a forward pass only."""
+        if self._vg is None and not getattr(self.optimizer, "full_batch", True):
+            if not hasattr(self, "_value"):
+                self._value = float(self.problem.objective.value(self.theta))
+            return self._value
+        return float(self.value_and_grad(self.theta)[0])
+
+    @property
+    def grad(self) -> Tensor:
+        return self.value_and_grad(self.theta)[1]
+
+
+from . import basic, curvature, dynamics, jacobian, matrix  # noqa: E402,F401  (register the measures)
+from .basic import GradNorm, Loss, LossRatio, MinibatchLoss, RelativeChange, TestLoss  # noqa: E402
+from .curvature import LambdaMax, PreconditionedSharpness, StabilityThreshold  # noqa: E402
+from .dynamics import SoftRank, TaylorCubicError, TaylorGramError  # noqa: E402
+from .jacobian import ChainRuleError, JacobianNorm, JacobianTraceRatio  # noqa: E402
+from .matrix import EffectiveRank, EffectiveRankGap, EntropyRank, ModeProgress, RelativeError  # noqa: E402
+
+__all__ += ["Loss", "GradNorm", "LossRatio", "RelativeChange", "TestLoss", "MinibatchLoss", "LambdaMax",
+            "StabilityThreshold", "PreconditionedSharpness", "JacobianNorm", "ChainRuleError", "JacobianTraceRatio",
+            "EffectiveRank", "EntropyRank", "ModeProgress", "RelativeError", "EffectiveRankGap", "TaylorGramError",
+            "TaylorCubicError", "SoftRank"]

@@ -1,0 +1,142 @@
+"""Curvature measures: the top Hessian (or Gauss-Newton) eigenvalue, the stability threshold of
+an update rule, and the preconditioned sharpness of a minibatch step."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import torch
+from torch import Tensor
+
+from ..curvature import gauss_newton_operator, hessian_operator
+from ..objective import Objective
+from ..operators import LinearOperator
+from ..options import positive
+from ..spectrum import lanczos
+from . import MEASURES, Measurement, StepContext
+from .dynamics import _direction
+
+__all__ = ["LambdaMax", "StabilityThreshold", "PreconditionedSharpness"]
+
+
+@MEASURES.register("lambda_max")
+@dataclass(frozen=True)
+class LambdaMax:
+    """Top eigenvalue (sharpness) of the full-batch Hessian (or Gauss-Newton matrix) by
+    Lanczos on the data's device, warm-started from the previous measurement's eigenvector.
+
+    Records ``aux``: relative residual, products used, converged. An unconverged estimate is
+    recorded in ``aux["estimate"]`` and the value is NaN, so no statistic can use it.
+    """
+
+    operator: Literal["hessian", "gauss_newton"] = "hessian"
+    tol: float = field(default=1e-3, metadata=positive)
+    max_iter: int = field(default=100, metadata=positive)
+    strategy: Literal["double_backward_reused", "double_backward", "forward_over_reverse"] = "double_backward_reused"
+    warm_start: bool = True
+
+    def __call__(self, ctx: StepContext, memory: dict) -> Measurement:
+        obj = ctx.problem.objective
+        if self.operator == "hessian":
+            op = hessian_operator(obj, ctx.theta, self.strategy)
+        else:
+            op = gauss_newton_operator(obj, ctx.theta)
+        v0 = memory.get("v") if self.warm_start else None
+        res = lanczos(op, k=1, tol=self.tol, max_iter=self.max_iter, v0=v0, seed=ctx.step)
+        memory["v"] = res.eigenvectors[:, 0]
+        aux = {"relative_residual": float(res.relative_residuals[0]), "n_matvecs": res.n_matvecs,
+               "converged": res.converged}
+        if not res.converged:
+            aux["estimate"] = float(res.eigenvalues[0])
+            return Measurement(math.nan, aux)
+        return Measurement(float(res.eigenvalues[0]), aux)
+
+
+@MEASURES.register("stability_threshold")
+@dataclass(frozen=True)
+class StabilityThreshold:
+    """The largest curvature on which the run's optimiser is stable, measured by running its
+    own ``step`` on the diagonal quadratic ``1/2 sum_i lam_i w_i^2`` for a grid of ``lam``
+    (every coordinate is an independent 1-D problem) and refining the grid around the first
+    unstable curvature ``rounds`` times.
+
+    A coordinate is unstable when its largest ``|w|`` over the last quarter of ``steps``
+    exceeds that over the second quarter (the envelope grows) or it is not finite.
+    """
+
+    low: float = field(default=1e-6, metadata=positive)
+    high: float = field(default=1e8, metadata=positive)
+    points: int = field(default=1001, metadata=positive)
+    rounds: int = field(default=3, metadata=positive)
+    steps: int = field(default=4000, metadata=positive)
+
+    def __post_init__(self):
+        if self.low >= self.high or self.points < 3 or self.steps < 8:
+            raise ValueError("need low < high, points >= 3 and steps >= 8")
+
+    def _stable(self, optimizer: Any, lam: Tensor) -> Tensor:
+        w = torch.ones_like(lam)
+        state = optimizer.init(w)
+        grad = lambda v: (0.5 * (lam * v * v).sum(), lam * v)
+        quarter = self.steps // 4
+        early = torch.zeros_like(lam)
+        late = torch.zeros_like(lam)
+        for t in range(self.steps):
+            w, state = optimizer.step(w, state, grad)
+            if quarter <= t < 2 * quarter:
+                early = torch.maximum(early, w.abs())
+            elif t >= 3 * quarter:
+                late = torch.maximum(late, w.abs())
+        return torch.isfinite(early) & torch.isfinite(late) & (late <= early)
+
+    def __call__(self, ctx: StepContext, memory: dict) -> Measurement:
+        if "value" in memory:  # a property of the optimiser alone: measure once per case
+            return Measurement(memory["value"], dict(memory["aux"]))
+        dev = ctx.theta.device
+        lam = torch.logspace(math.log10(self.low), math.log10(self.high), self.points,
+                             dtype=torch.float64, device=dev)
+        value, aux = math.nan, {}
+        for r in range(self.rounds):
+            stable = self._stable(ctx.optimizer, lam)
+            bad = torch.nonzero(~stable)
+            if len(bad) == 0 or int(bad[0]) == 0:
+                aux = {"reason": "no stable-to-unstable transition inside the grid", "round": r}
+                value = math.nan
+                break
+            i = int(bad[0])
+            lo, hi = float(lam[i - 1]), float(lam[i])
+            value, aux = 0.5 * (lo + hi), {"bracket": [lo, hi]}
+            lam = torch.linspace(lo, hi, self.points, dtype=torch.float64, device=dev)
+        memory["value"], memory["aux"] = value, aux
+        return Measurement(value, aux)
+
+
+@MEASURES.register("preconditioned_sharpness")
+@dataclass(frozen=True)
+class PreconditionedSharpness:
+    """``S = lr * lambda_max(Xi^{1/2} H_B Xi^{1/2})`` on this step's minibatch, ``Xi`` blockwise the
+    depthwise scales ``xi_k`` of the update (1 for plain SGD), by Lanczos on the minibatch Hessian
+    operator. GD on a quadratic with this preconditioner is unstable when ``S > 2`` (Terjék, arXiv
+    2502.13110, in the theory note's reading). Records the relative residual; NaN if unconverged."""
+
+    tol: float = field(default=1e-3, metadata=positive)
+    max_iter: int = field(default=100, metadata=positive)
+
+    def __call__(self, ctx: StepContext, memory: dict) -> Measurement:
+        _, _, xis, (x, y) = _direction(ctx)
+        obj = ctx.problem.objective
+        batch = Objective(obj.model, obj.loss, x, y)
+        h = hessian_operator(batch, ctx.theta)
+        s = torch.empty_like(ctx.theta)
+        for k, sl in enumerate(ctx.problem.groups.values()):
+            s[sl] = math.sqrt(xis[k])
+        op = LinearOperator(lambda v: s * (h @ (s * v)), h.dim, h.dtype, h.device, name="preconditioned_hessian")
+        res = lanczos(op, k=1, tol=self.tol, max_iter=self.max_iter, v0=memory.get("v"), seed=ctx.step)
+        memory["v"] = res.eigenvectors[:, 0]
+        aux = {"relative_residual": float(res.relative_residuals[0]), "n_matvecs": res.n_matvecs,
+               "converged": res.converged}
+        if not res.converged:
+            return Measurement(math.nan, {**aux, "estimate": float(res.eigenvalues[0])})
+        return Measurement(ctx.optimizer.effective_lr * float(res.eigenvalues[0]), aux)

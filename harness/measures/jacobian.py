@@ -1,0 +1,73 @@
+"""Input-output Jacobian measures of the Hessian-Jacobian ansatz (MacDonald, Valmadre & Lucey,
+arXiv 2305.14683)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, ClassVar, Literal
+
+import torch
+from torch import Tensor
+
+from ..ansatz import chain_rule_error, mean_sq_jacobian_norm, trace_inequality_ratio
+from ..errors import MeasurementError
+from ..options import positive
+from . import MEASURES, Measurement, StepContext
+
+__all__ = ["JacobianNorm", "ChainRuleError", "JacobianTraceRatio"]
+
+
+def _inputs(ctx: StepContext, which: str, memory: dict) -> Tensor:
+    """The training inputs, the held-out inputs, or seeded Gaussian off-data inputs."""
+    obj = ctx.problem.objective
+    if which == "train":
+        return obj.inputs
+    if which == "test":
+        if ctx.problem.test is None:
+            raise MeasurementError("inputs = 'test' needs a problem with a held-out set (n_test > 0)")
+        return ctx.problem.test.inputs
+    if "random" not in memory:  # fixed for the whole case
+        g = torch.Generator().manual_seed(40_000)
+        x = torch.randn(obj.inputs.shape, generator=g, dtype=torch.float64)
+        memory["random"] = x.to(device=obj.inputs.device, dtype=obj.inputs.dtype)
+    return memory["random"]
+
+
+@dataclass(frozen=True)
+class _JacobianMeasure:
+    """Options shared by the input-output Jacobian measures; ``quantity`` is the
+    :mod:`harness.ansatz` function ``(model, theta, inputs, method, chunk_size) -> float``."""
+
+    quantity: ClassVar[Callable[..., float]]
+    inputs: Literal["train", "test", "random"] = "train"
+    method: Literal["vmap", "backward"] = "vmap"
+    chunk_size: int | None = field(default=None, metadata=positive)
+
+    def __call__(self, ctx: StepContext, memory: dict) -> Measurement:
+        x = _inputs(ctx, self.inputs, memory)
+        return Measurement(type(self).quantity(ctx.problem.objective.model, ctx.theta, x, self.method, self.chunk_size))
+
+
+@MEASURES.register("jacobian_norm")
+@dataclass(frozen=True)
+class JacobianNorm(_JacobianMeasure):
+    """``J_F = (1/n) sum_i ||D_x f(x_i)||_F^2`` over the training inputs (or ``"test"`` or
+    ``"random"`` off-data Gaussian inputs), MacDonald, Valmadre & Lucey, arXiv 2305.14683."""
+
+    quantity = staticmethod(mean_sq_jacobian_norm)
+
+
+@MEASURES.register("chain_rule_error")
+@dataclass(frozen=True)
+class ChainRuleError(_JacobianMeasure):
+    """(H1) of :mod:`harness.ansatz`: worst relative error of ``D_x f = D_{z_1} f W_1``."""
+
+    quantity = staticmethod(chain_rule_error)
+
+
+@MEASURES.register("jacobian_trace_ratio")
+@dataclass(frozen=True)
+class JacobianTraceRatio(_JacobianMeasure):
+    """(H3) of :mod:`harness.ansatz`: the trace inequality's ratio, at most 1."""
+
+    quantity = staticmethod(trace_inequality_ratio)

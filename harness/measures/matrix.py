@@ -1,0 +1,92 @@
+"""Measures of a problem's matrix (deep matrix factorisation): effective ranks, progress along
+the target's eigenvectors, error against the target."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+
+from ..errors import MeasurementError
+from ..options import positive
+from ..rank import effective_rank, entropy_rank
+from . import MEASURES, Measurement, StepContext
+
+__all__ = ["EffectiveRank", "EntropyRank", "ModeProgress", "RelativeError", "EffectiveRankGap"]
+
+
+def _matrix(ctx: StepContext) -> Tensor:
+    if ctx.problem.matrix is None:
+        raise MeasurementError("this measure needs a problem that defines a matrix (e.g. deep_matrix_factorization)")
+    return ctx.problem.matrix(ctx.theta)
+
+
+@MEASURES.register("effective_rank")
+@dataclass(frozen=True)
+class EffectiveRank:
+    """``||W||_* / ||W||_op`` of the problem's matrix (arXiv 2011.13772); records the top
+    singular values in ``aux["singular_values"]``."""
+
+    record_singular_values: int = field(default=6, metadata={"check": "nonnegative"})
+
+    def __call__(self, ctx: StepContext, memory: dict) -> Measurement:
+        sv = torch.linalg.svdvals(_matrix(ctx).detach())
+        aux = {"singular_values": sv[: self.record_singular_values].tolist()} if self.record_singular_values else {}
+        return Measurement(effective_rank(sv), aux)
+
+
+@MEASURES.register("entropy_rank")
+@dataclass(frozen=True)
+class EntropyRank:
+    """Roy-Vetterli entropy effective rank of the problem's matrix."""
+
+    def __call__(self, ctx: StepContext, memory: dict) -> Measurement:
+        return Measurement(entropy_rank(torch.linalg.svdvals(_matrix(ctx).detach())))
+
+
+@MEASURES.register("mode_progress")
+@dataclass(frozen=True)
+class ModeProgress:
+    """``pi_i / lambda_i = v_i^T W v_i / lambda_i``: how far the product has learned the target's
+    ``index``-th eigenvalue (1-based, along its eigenvector ``v_i``)."""
+
+    index: int = field(metadata=positive)
+
+    def __call__(self, ctx: StepContext, memory: dict) -> Measurement:
+        if "v" not in memory:
+            target = ctx.problem.target
+            if target is None:
+                raise MeasurementError("mode_progress needs a problem with a target matrix")
+            lam, vecs = torch.linalg.eigh(target)
+            lam, vecs = lam.flip(0), vecs.flip(1)
+            if self.index > len(lam) or float(lam[self.index - 1]) <= 0:
+                raise MeasurementError(f"mode_progress: the target has no positive eigenvalue number {self.index}")
+            memory["v"], memory["lam"] = vecs[:, self.index - 1], lam[self.index - 1]
+        v = memory["v"]
+        return Measurement(float(v @ _matrix(ctx).detach() @ v / memory["lam"]))
+
+
+@MEASURES.register("relative_error")
+@dataclass(frozen=True)
+class RelativeError:
+    """``||W - A||_F / ||A||_F``: the problem's matrix against its target."""
+
+    def __call__(self, ctx: StepContext, memory: dict) -> Measurement:
+        target = ctx.problem.target
+        if target is None:
+            raise MeasurementError("relative_error needs a problem with a target matrix")
+        return Measurement(float((_matrix(ctx).detach() - target).norm() / target.norm()))
+
+
+@MEASURES.register("effective_rank_gap")
+@dataclass(frozen=True)
+class EffectiveRankGap:
+    """``r(W) - r(A)``: the effective rank of the problem's matrix minus its target's."""
+
+    def __call__(self, ctx: StepContext, memory: dict) -> Measurement:
+        if "target" not in memory:
+            if ctx.problem.target is None:
+                raise MeasurementError("effective_rank_gap needs a problem with a target matrix")
+            memory["target"] = effective_rank(torch.linalg.svdvals(ctx.problem.target))
+        return Measurement(effective_rank(torch.linalg.svdvals(_matrix(ctx).detach())) - memory["target"])
