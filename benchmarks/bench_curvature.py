@@ -10,16 +10,24 @@ PARAMS = (["mlp", "cnn"], ["cpu", "cuda"])
 NAMES = ["model", "device"]
 
 
-class Kernels:
+class _Reference:
+    """The reference model, data and direction for one (model, device); one CPU thread."""
+
     params = PARAMS
     param_names = NAMES
-    timeout = 300
 
     def setup(self, model, device):
         cuda_or_skip(device)
         torch.set_num_threads(1)
         self.obj, self.theta, self.v = reference_problem(model, device)
         self.device = device
+
+
+class Kernels(_Reference):
+    timeout = 300
+
+    def setup(self, model, device):
+        super().setup(model, device)
         self.reused = hessian_operator(self.obj, self.theta, "double_backward_reused")
         self.u = torch.ones(self.obj.n, 10, device=device)
 
@@ -68,18 +76,13 @@ class Kernels:
         input_jacobians(self.obj.model, self.theta, self.obj.inputs[:128], "vmap", chunk_size=32)
 
 
-class Ratios:
+class Ratios(_Reference):
     """Each kernel's time over one full-batch gradient's, measured in the same process."""
 
-    params = PARAMS
-    param_names = NAMES
     timeout = 600
 
     def setup(self, model, device):
-        cuda_or_skip(device)
-        torch.set_num_threads(1)
-        self.obj, self.theta, self.v = reference_problem(model, device)
-        self.device = device
+        super().setup(model, device)
         self.gradient = seconds(lambda: self.obj.value_and_grad(self.theta), device)
 
     def _ratio(self, fn):

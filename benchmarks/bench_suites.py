@@ -30,13 +30,15 @@ class SuiteStep:
         self.opt = opt.bind(self.problem) if hasattr(opt, "bind") else opt
         self.state = self.opt.init(self.problem.theta0)
 
-    def time_one_step(self, name):
+    def _step(self):
         ctx = StepContext(0, self.problem.theta0, self.problem, self.opt, self.state)
         self.opt.step(self.problem.theta0, self.state, ctx.value_and_grad)
 
+    def time_one_step(self, name):
+        self._step()
+
     def peakmem_one_step(self, name):
-        ctx = StepContext(0, self.problem.theta0, self.problem, self.opt, self.state)
-        self.opt.step(self.problem.theta0, self.state, ctx.value_and_grad)
+        self._step()
 
 
 class SuiteMetric:
