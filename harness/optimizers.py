@@ -212,6 +212,7 @@ class ScaledSGD:
             raise ValueError("scaled_sgd needs a problem with layer widths (homogeneous_mlp)")
         bound = dataclasses.replace(self)
         object.__setattr__(bound, "problem", problem)
+        object.__setattr__(bound, "_last", {})  # the latest direction, keyed by (iterate, step)
         lr = self.lr
         if self.lr_unit == "edge_at_init":
             from .curvature import hessian_operator
@@ -238,9 +239,13 @@ class ScaledSGD:
         return obj.inputs[idx], obj.targets[idx]
 
     def direction(self, theta: Tensor, t: int):
-        """``(U, stats, xis, batch)``: the update direction ``U_k = -xi_k G_k`` of step ``t``."""
+        """``(U, stats, xis, batch)``: the update direction ``U_k = -xi_k G_k`` of step ``t``,
+        computed once per iterate and step (the measures of the step and the update share it)."""
         from .homogeneous import layer_stats
 
+        cached = self._last.get("key")
+        if cached is not None and cached[0] is theta and cached[1] == t:
+            return self._last["value"]
         x, y = self.batch(t)
         widths = self.problem.info["widths"]
         stats = layer_stats(theta, widths, x, y, self.problem.objective.loss)
@@ -248,7 +253,9 @@ class ScaledSGD:
         scale = torch.empty_like(theta)
         for k, sl in enumerate(self.problem.groups.values()):
             scale[sl] = xis[k]
-        return -scale * stats.grad, stats, xis, (x, y)
+        value = (-scale * stats.grad, stats, xis, (x, y))
+        self._last.update(key=(theta, t), value=value)
+        return value
 
     def step(self, theta: Tensor, state: int, value_and_grad: ValueAndGrad) -> tuple[Tensor, int]:
         u, _, _, _ = self.direction(theta, state)

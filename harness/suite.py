@@ -353,7 +353,7 @@ def _measures(raw: Any, file: str, steps: int, event_names: set[str]) -> dict[st
     return out
 
 
-def _prediction(table: dict, file: str, path: str, optimizer_keys: set[str], measures: dict) -> tuple[str | None, dict, str | None]:
+def _prediction(table: dict, file: str, path: str, bindable: set[str], measures: dict) -> tuple[str | None, dict, str | None]:
     predict = table.get("predict")
     args = table.get("args") or {}
     compare = table.get("compare")
@@ -376,7 +376,7 @@ def _prediction(table: dict, file: str, path: str, optimizer_keys: set[str], mea
         else:
             args[key] = coerce(value, float, file, f"{path}.args.{key}")
     for name in needed:
-        if name not in args and name not in optimizer_keys and name not in measures:
+        if name not in args and name not in bindable and name not in measures:
             raise SuiteError(file, f"{path}.predict",
                              f"prediction {predict!r} needs argument {name!r}, which is not in {path}.args, "
                              f"not a hyper-parameter of the optimizer, not an option of the problem "
@@ -384,7 +384,7 @@ def _prediction(table: dict, file: str, path: str, optimizer_keys: set[str], mea
     return predict, args, compare or "ratio"
 
 
-def _events(raw: Any, file: str, optimizer_keys: set[str], measures: dict) -> dict[str, EventSpec]:
+def _events(raw: Any, file: str, bindable: set[str], measures: dict) -> dict[str, EventSpec]:
     raw = coerce(raw or {}, dict, file, "events")
     out = {}
     for name, table in raw.items():
@@ -400,7 +400,7 @@ def _events(raw: Any, file: str, optimizer_keys: set[str], measures: dict) -> di
             for key in ("above", "below", "compare"):
                 if key in table:
                     raise SuiteError(file, f"{path}.{key}", "a predicted event (no measure) takes no threshold")
-            predict, args, _ = _prediction(table, file, path, optimizer_keys, measures)
+            predict, args, _ = _prediction(table, file, path, bindable, measures)
             if any(isinstance(v, str) for v in args.values()):
                 raise SuiteError(file, f"{path}.args", "a predicted event's step cannot depend on a measure")
             rounding = coerce(table.get("round", "ceil"), Literal["ceil", "floor", "nearest"], file, f"{path}.round")
@@ -410,7 +410,7 @@ def _events(raw: Any, file: str, optimizer_keys: set[str], measures: dict) -> di
             raise SuiteError(file, f"{path}.round", "only a predicted event (no measure) is rounded")
         if measure not in measures:
             raise SuiteError(file, f"{path}.measure", f"expected one of the suite's measures {sorted(measures)}, got {measure!r}")
-        predict, args, compare = _prediction(table, file, path, optimizer_keys, measures)
+        predict, args, compare = _prediction(table, file, path, bindable, measures)
         above = coerce(table["above"], float, file, f"{path}.above") if "above" in table else None
         below = coerce(table["below"], float, file, f"{path}.below") if "below" in table else None
         if (above is None) == (below is None):
@@ -435,12 +435,12 @@ def _window(raw: Any, file: str, path: str, events: dict) -> Window:
     return Window(t.anchor, t.offset, t.length, t.fraction, t.until)
 
 
-def _predicted_value(table: dict, file: str, path: str, optimizer_keys: set[str], measures: dict) -> tuple[str, dict]:
+def _predicted_value(table: dict, file: str, path: str, bindable: set[str], measures: dict) -> tuple[str, dict]:
     """``{ predict = NAME, args = {...} }`` as a target or bound: evaluated once per case."""
     check_keys(table, ["predict", "args"], file, path)
     if "predict" not in table:
         raise SuiteError(file, f"{path}.predict", "missing; a table here names a prediction")
-    predict, args, _ = _prediction(table, file, path, optimizer_keys, measures)
+    predict, args, _ = _prediction(table, file, path, bindable, measures)
     if any(isinstance(v, str) for v in args.values()):
         raise SuiteError(file, f"{path}.args", "a predicted target or bound cannot depend on a measure")
     return predict, args
@@ -450,7 +450,7 @@ _NEEDS = {"approx": (), "interval": ("interval",), "le": ("bound",), "ge": ("bou
           "reaches": ("threshold", "within")}
 
 
-def _expectation(table: Any, i: int, file: str, optimizer_keys: set[str], measures: dict, events: dict,
+def _expectation(table: Any, i: int, file: str, bindable: set[str], measures: dict, events: dict,
                  devices: tuple[str, ...], sweep: dict | None = None, sweep_axes: dict | None = None) -> Expectation:
     path = f"sweep_expect[{i}]" if sweep is not None else f"expect[{i}]"
     sweep_axes = sweep if sweep is not None else (sweep_axes or {})
@@ -474,7 +474,7 @@ def _expectation(table: Any, i: int, file: str, optimizer_keys: set[str], measur
         raise SuiteError(file, f"{path}.check", f"missing; expected one of {list(_NEEDS)}")
     if t.measure not in measures:
         raise SuiteError(file, f"{path}.measure", f"expected one of the suite's measures {sorted(measures)}, got {t.measure!r}")
-    predict, args, compare = _prediction(table, file, path, optimizer_keys, measures)
+    predict, args, compare = _prediction(table, file, path, bindable, measures)
     for need in _NEEDS[t.check]:
         if getattr(t, need) is None:
             raise SuiteError(file, f"{path}.{need}", f"missing; check {t.check!r} needs it")
@@ -513,8 +513,8 @@ def _expectation(table: Any, i: int, file: str, optimizer_keys: set[str], measur
             raise SuiteError(file, f"{path}.where.{key}", f"{value!r} is not among the axis' values {sweep_axes[key]}")
     target = t.target if t.target is not None else ({"ratio": 1.0, "difference": 0.0}.get(compare) if predict else None)
     if isinstance(target, dict):
-        target = _predicted_value(target, file, f"{path}.target", optimizer_keys, measures)
-    bound = _predicted_value(t.bound, file, f"{path}.bound", optimizer_keys, measures) \
+        target = _predicted_value(target, file, f"{path}.target", bindable, measures)
+    bound = _predicted_value(t.bound, file, f"{path}.bound", bindable, measures) \
         if isinstance(t.bound, dict) else t.bound
     return Expectation(
         name=t.name, measure=t.measure, check=t.check, predict=predict, args=args, compare=compare,
@@ -576,13 +576,13 @@ def load_suite(path: str | Path) -> Suite:
             if key in sweep:
                 raise SuiteError(file, f"optimizer.{key}", exc.message) from None
             raise
-    optimizer_keys = {f.name for f in dataclasses.fields(OPTIMIZERS[okind])} | \
+    bindable = {f.name for f in dataclasses.fields(OPTIMIZERS[okind])} | \
         {f.name for f in dataclasses.fields(PROBLEMS[pkind])} | {"steps", "seed", "step"}  # names a prediction may bind to
 
     run = build(_RunTable, raw["run"], file, "run")
     events_raw = coerce(raw.get("events") or {}, dict, file, "events")
     measures = _measures(raw["measures"], file, run.steps, set(events_raw))
-    events = _events(events_raw, file, optimizer_keys, measures)
+    events = _events(events_raw, file, bindable, measures)
     for name, spec in measures.items():
         if spec.from_event is not None and events[spec.from_event].measure == name:
             raise SuiteError(file, f"measures.{name}.from_event", "an event cannot start the measure it is computed from")
@@ -591,12 +591,12 @@ def load_suite(path: str | Path) -> Suite:
         raise SuiteError(file, "suite.report_only", "a report-only suite records measures and asserts nothing: drop its expectations")
     if not meta.report_only and (not isinstance(expects, list) or not expects):
         raise SuiteError(file, "expect", "expected at least one [[expect]] table (or suite.report_only = true)")
-    expectations = tuple(_expectation(t, i, file, optimizer_keys, measures, events, tuple(meta.devices),
+    expectations = tuple(_expectation(t, i, file, bindable, measures, events, tuple(meta.devices),
                                       sweep_axes=sweep) for i, t in enumerate(expects))
     sweeps = raw.get("sweep_expect", [])
     if not isinstance(sweeps, list):
         raise SuiteError(file, "sweep_expect", "expected [[sweep_expect]] tables")
-    sweep_expectations = tuple(_expectation(t, i, file, optimizer_keys, measures, events, tuple(meta.devices), sweep)
+    sweep_expectations = tuple(_expectation(t, i, file, bindable, measures, events, tuple(meta.devices), sweep)
                                for i, t in enumerate(sweeps))
     names = [e.name for e in expectations + sweep_expectations]
     dup = {n for n in names if names.count(n) > 1}

@@ -35,6 +35,7 @@ class StepContext:
     def __init__(self, step: int, theta: Tensor, problem: Problem, optimizer: Any, state: Any = None):
         self.step, self.theta, self.problem, self.optimizer, self.state = step, theta, problem, optimizer, state
         self._vg: tuple[Tensor, Tensor] | None = None
+        self.cache: dict[str, Any] = {}  # quantities several measures of this step share
 
     def value_and_grad(self, theta: Tensor) -> tuple[Tensor, Tensor]:
         if theta is self.theta:

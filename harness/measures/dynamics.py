@@ -25,13 +25,14 @@ def _direction(ctx: StepContext):
     return ctx.optimizer.direction(ctx.theta, ctx.state)
 
 
-
-
 def _taylor(ctx: StepContext):
-    u, stats, xis, (x, y) = _direction(ctx)
-    obj, widths = ctx.problem.objective, ctx.problem.info["widths"]
-    batch_loss = lambda t: obj.loss(layer_forward(t, widths, x)[0], y)
-    return u, stats, xis, batch_loss, taylor_coefficients(batch_loss, ctx.theta.detach(), u)
+    """The update direction, the minibatch loss and its Taylor coefficients, once per step."""
+    if "taylor" not in ctx.cache:
+        u, stats, xis, (x, y) = _direction(ctx)
+        obj, widths = ctx.problem.objective, ctx.problem.info["widths"]
+        batch_loss = lambda t: obj.loss(layer_forward(t, widths, x)[0], y)
+        ctx.cache["taylor"] = (u, stats, xis, batch_loss, taylor_coefficients(batch_loss, ctx.theta.detach(), u))
+    return ctx.cache["taylor"]
 
 
 @MEASURES.register("taylor_gram_error")
