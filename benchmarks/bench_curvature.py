@@ -1,10 +1,13 @@
 """asv benchmarks of the curvature kernels: time, peak memory, and ratios to one gradient."""
 
+import time
+
 import torch
 
-from harness import gauss_newton_operator, hessian_operator, input_jacobians, lanczos, param_jvp, param_vjp
+from harness import (block_lanczos, gauss_newton_operator, hessian_operator, input_jacobians, lanczos, param_jvp,
+                     param_vjp, top_eigenpairs)
 
-from .common import cuda_or_skip, reference_problem, seconds, sync
+from .common import cuda_or_skip, gd_trajectory, peak_rss_increase, reference_problem, seconds, sync
 
 PARAMS = (["mlp", "cnn"], ["cpu", "cuda"])
 NAMES = ["model", "device"]
@@ -66,6 +69,27 @@ class Kernels(_Reference):
     def time_lanczos_cold(self, model, device):
         self._run(lambda: lanczos(hessian_operator(self.obj, self.theta), tol=1e-3))
 
+    def time_input_jacobians_vmap_chunk16(self, model, device):
+        self._run(lambda: input_jacobians(self.obj.model, self.theta, self.obj.inputs[:128], "vmap", chunk_size=16))
+
+    def time_lanczos_cold_presampled(self, model, device):
+        self._run(lambda: top_eigenpairs(lambda o: hessian_operator(o, self.theta), self.obj, presample=0.125))
+
+    def time_block_lanczos_top4_cold(self, model, device):
+        self._run(lambda: block_lanczos(hessian_operator(self.obj, self.theta), 4, tol=1e-3))
+
+    def peakmem_gradient(self, model, device):
+        self.obj.value_and_grad(self.theta)
+
+    def peakmem_gauss_newton_product(self, model, device):
+        gauss_newton_operator(self.obj, self.theta) @ self.v
+
+    def peakmem_input_jacobians_backward(self, model, device):
+        input_jacobians(self.obj.model, self.theta, self.obj.inputs[:128], "backward")
+
+    def peakmem_lanczos_cold(self, model, device):
+        lanczos(hessian_operator(self.obj, self.theta), tol=1e-3)
+
     def peakmem_hvp_double_backward_reused(self, model, device):
         hessian_operator(self.obj, self.theta, "double_backward_reused") @ self.v
 
@@ -107,7 +131,73 @@ class Ratios(_Reference):
         return lanczos(hessian_operator(self.obj, moved), tol=1e-3, v0=first.eigenvectors[:, 0]).n_matvecs
 
 
-for _cls in (Kernels, Ratios):
+    def track_lambda_max_cold_presampled_in_gradients(self, model, device):
+        return self._ratio(lambda: top_eigenpairs(lambda o: hessian_operator(o, self.theta), self.obj, presample=0.125))
+
+    def track_input_jacobians_vmap_chunk16_over_backward(self, model, device):
+        x = self.obj.inputs[:128]
+        backward = seconds(lambda: input_jacobians(self.obj.model, self.theta, x, "backward"), self.device)
+        return seconds(lambda: input_jacobians(self.obj.model, self.theta, x, "vmap", chunk_size=16),
+                       self.device) / backward
+
+    def track_input_jacobians_vmap_chunk16_memory_over_backward(self, model, device):
+        """Peak resident-memory growth (CPU) or peak allocation (CUDA), vmap chunk 16 over backward."""
+        x = self.obj.inputs[:128]
+        runs = [lambda: input_jacobians(self.obj.model, self.theta, x, "backward"),
+                lambda: input_jacobians(self.obj.model, self.theta, x, "vmap", chunk_size=16)]
+        peaks = []
+        for fn in runs:
+            fn()
+            if self.device == "cuda":
+                torch.cuda.reset_peak_memory_stats()
+                base = torch.cuda.memory_allocated()
+                fn()
+                peaks.append(torch.cuda.max_memory_allocated() - base)
+            else:
+                peaks.append(peak_rss_increase(fn))
+        return peaks[1] / max(peaks[0], 1.0)
+
+
+class WarmStarts(_Reference):
+    """lambda_max re-estimated along a GD trajectory (step 1/lambda_max(theta_0), 10 steps),
+    every step, warm-started from the previous eigenvector(s); the inputs are the trajectory."""
+
+    timeout = 900
+    steps = 10
+
+    def setup(self, model, device):
+        super().setup(model, device)
+        self.gradient = seconds(lambda: self.obj.value_and_grad(self.theta), device)
+        first = lanczos(hessian_operator(self.obj, self.theta), tol=1e-3)
+        self.path = gd_trajectory(self.obj, self.theta, 1.0 / first.top(), self.steps)
+        self.v1 = first.eigenvectors
+
+    def _walk(self, k: int):
+        """Mean HVPs and mean extra cost in gradients per measurement (the graph is shared with
+        the step's gradient, so the extra cost is the graph build over a plain gradient plus
+        the Lanczos products)."""
+        v, hvps, seconds_ = None, [], []
+        for theta in self.path:
+            t0 = time.perf_counter()
+            res = top_eigenpairs(lambda o: hessian_operator(o, theta), self.obj, k=k, v0=v)
+            sync(self.device)
+            seconds_.append(time.perf_counter() - t0 - self.gradient)
+            if v is not None:
+                hvps.append(res.n_matvecs)
+            v = res.eigenvectors
+        return sum(hvps) / len(hvps), sum(seconds_[1:]) / len(hvps) / self.gradient
+
+    def track_hvps_per_lambda_max_along_gd(self, model, device):
+        return self._walk(1)[0]
+
+    def track_lambda_max_along_gd_in_gradients(self, model, device):
+        return self._walk(1)[1]
+
+    def track_hvps_per_top4_block_along_gd(self, model, device):
+        return self._walk(4)[0]
+
+
+for _cls in (Kernels, Ratios, WarmStarts):
     for _name in dir(_cls):
         if _name.startswith("track_"):
             getattr(_cls, _name).unit = "ratio" if "over" in _name or "gradients" in _name else "HVPs"

@@ -51,6 +51,31 @@ def reference_problem(model: str, device: str, dtype=torch.float32):
     return obj, theta, v
 
 
+def peak_rss_increase(fn) -> float:
+    """Bytes the process's peak resident set grows by while ``fn`` runs (Linux: the peak is
+    reset through ``/proc/self/clear_refs``); NaN where that is not available. Call ``fn``
+    once before, so that one-time allocations (kernels, caches) are not counted."""
+    try:
+        def field(name):
+            with open("/proc/self/status") as fh:
+                return next(int(line.split()[1]) * 1024 for line in fh if line.startswith(name))
+        base = field("VmRSS")
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+    except OSError:
+        return float("nan")
+    fn()
+    return float(field("VmHWM") - base)
+
+
+def gd_trajectory(obj, theta, lr: float, steps: int):
+    """``steps + 1`` iterates of full-batch GD from ``theta`` (for warm-start benchmarks)."""
+    out = [theta]
+    for _ in range(steps):
+        out.append(out[-1] - lr * obj.value_and_grad(out[-1])[1])
+    return out
+
+
 def seconds(fn, device: str, repeat: int | None = None) -> float:
     """Median wall time of ``fn`` (synchronised on CUDA), for ratio benchmarks."""
     repeat = REPEAT if repeat is None else repeat

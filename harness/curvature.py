@@ -52,12 +52,14 @@ def _check_strategy(strategy: str) -> None:
         raise ValueError(f"unknown HVP strategy {strategy!r}; expected one of {HVP_STRATEGIES}")
 
 
-def _double_backward_reused(obj: Objective, theta: Tensor) -> tuple[Callable[[Tensor], Tensor], Tensor]:
+def _double_backward_reused(obj: Objective, theta: Tensor) -> tuple[Callable[[Tensor], Tensor], Tensor, Tensor]:
     t = theta.detach().requires_grad_(True)
-    grads = []
+    grads, loss = [], torch.zeros((), dtype=theta.dtype, device=theta.device)
     for x, y, w in obj.chunks():
-        (g_c,) = torch.autograd.grad(obj.chunk_loss(t, x, y, w), t, create_graph=True)
+        loss_c = obj.chunk_loss(t, x, y, w)
+        (g_c,) = torch.autograd.grad(loss_c, t, create_graph=True)
         grads.append(g_c)
+        loss += loss_c.detach()
     gradient = sum(g.detach() for g in grads)
 
     def matvec(v: Tensor) -> Tensor:
@@ -67,7 +69,7 @@ def _double_backward_reused(obj: Objective, theta: Tensor) -> tuple[Callable[[Te
             out += hv
         return out
 
-    return matvec, gradient
+    return matvec, loss, gradient
 
 
 def _double_backward(obj: Objective, theta: Tensor) -> Callable[[Tensor], Tensor]:
@@ -99,19 +101,21 @@ def _forward_over_reverse(obj: Objective, theta: Tensor) -> Callable[[Tensor], T
 def hessian_operator(obj: Objective, theta: Tensor, strategy: str = "double_backward_reused") -> LinearOperator:
     """The Hessian ``grad^2 L(theta)`` as a :class:`LinearOperator`.
 
-    With ``strategy="double_backward_reused"`` the operator also carries ``.gradient``,
-    ``grad L(theta)``, computed on the way at no extra cost.
+    With ``strategy="double_backward_reused"`` the operator also carries ``.loss`` and
+    ``.gradient``, ``L(theta)`` and ``grad L(theta)``, computed on the way at no extra cost
+    (a training step that needs the gradient at the same ``theta`` can take them from here;
+    :class:`~harness.measures.StepContext` does). Otherwise both are ``None``.
     """
     _check_strategy(strategy)
-    gradient = None
+    loss = gradient = None
     if strategy == "double_backward_reused":
-        matvec, gradient = _double_backward_reused(obj, theta)
+        matvec, loss, gradient = _double_backward_reused(obj, theta)
     elif strategy == "double_backward":
         matvec = _double_backward(obj, theta)
     else:
         matvec = _forward_over_reverse(obj, theta)
     op = LinearOperator(matvec, theta.numel(), theta.dtype, theta.device, name="hessian")
-    op.gradient = gradient
+    op.loss, op.gradient = loss, gradient
     return op
 
 

@@ -104,6 +104,14 @@ class Objective:
         """``(n_c / n) * mean_c l(f(x; theta), y)``: one chunk's share of ``L``."""
         return weight * self.loss(self.model(theta, inputs), targets)
 
+    def subset(self, fraction: float, seed: int = 0) -> "Objective":
+        """The same objective on a seeded random ``fraction`` of the examples (at least one)."""
+        if not 0 < fraction <= 1:
+            raise ValueError(f"fraction must be in (0, 1], got {fraction}")
+        m = max(1, round(fraction * self.n))
+        idx = torch.randperm(self.n, generator=torch.Generator().manual_seed(seed))[:m].to(self.inputs.device)
+        return Objective(self.model, self.loss, self.inputs[idx], self.targets[idx], self.chunk_size)
+
     def value(self, theta: Tensor) -> Tensor:
         """``L(theta)`` as a 0-d tensor (no graph)."""
         with torch.no_grad():

@@ -209,7 +209,9 @@ def _simulate(case: Case, result: CaseResult, progress) -> None:
         theta, state = problem.theta0, optimizer.init(problem.theta0)
         last = suite.steps
         for step in range(suite.steps + 1):
-            ctx = StepContext(step, theta, problem, optimizer, state)
+            hessian_due = any(getattr(spec.measure, "uses_hessian_graph", False) and spec.due(step, last, fired)
+                              for spec in (*plain, *gated))
+            ctx = StepContext(step, theta, problem, optimizer, state, hessian_due)
             if not math.isfinite(ctx.loss) or not _finite(theta):
                 result.diverged_at = step
                 result.info["loss_at_divergence"] = ctx.loss

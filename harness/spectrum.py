@@ -7,6 +7,12 @@ products the Krylov basis ``Q_j`` and tridiagonal ``T_j = Q_j^T A Q_j`` give Rit
 residual and the iteration stops when ``residual_i <= tol * |theta_i|`` for all wanted pairs.
 Non-convergence within ``max_iter`` products is reported in the result, and
 :meth:`EigResult.top` refuses to return a number from an unconverged run.
+
+Block Lanczos (:func:`block_lanczos`, Golub & Van Loan Sec. 10.3) runs the same recurrence on
+``b`` vectors at once, ``A Q_j = Q_{j-1} B_{j-1}^T + Q_j A_j + Q_{j+1} B_j``; it takes a
+``(dim, k)`` warm start (the previous step's top-k eigenvectors), which single-vector Lanczos
+can only sum into one vector. The residual of Ritz pair ``i`` is ``||B_j S_{j,i}||`` with
+``S_{j,i}`` the last block of its eigenvector of the block-tridiagonal ``T``.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ from torch import Tensor
 from .errors import MeasurementError
 from .operators import LinearOperator
 
-__all__ = ["EigResult", "lanczos"]
+__all__ = ["EigResult", "lanczos", "block_lanczos"]
 
 
 @dataclass(frozen=True)
@@ -33,6 +39,8 @@ class EigResult:
         n_matvecs: operator products used.
         converged: every wanted pair met ``residual <= tol * |theta|``.
         tol: the relative tolerance asked for.
+        presample_matvecs: products of a cheaper operator spent on the start vector (see
+            :func:`harness.sharpness.top_eigenpairs`), not counted in ``n_matvecs``.
     """
 
     eigenvalues: Tensor
@@ -41,6 +49,7 @@ class EigResult:
     n_matvecs: int
     converged: bool
     tol: float
+    presample_matvecs: int = 0
 
     @property
     def relative_residuals(self) -> Tensor:
@@ -136,3 +145,98 @@ def lanczos(op: LinearOperator, k: int = 1, tol: float = 1e-3, max_iter: int = 1
     y = basis[:n].T @ vecs[:, :m].to(op.dtype).to(op.device)
     return EigResult(eigenvalues=theta.clone(), eigenvectors=y, residuals=res.clone(),
                      n_matvecs=op.n_matvecs - start, converged=converged, tol=tol)
+
+
+def block_lanczos(op: LinearOperator, k: int, tol: float = 1e-3, max_iter: int = 200,
+                  v0: Tensor | None = None, which: str = "LA", seed: int = 0) -> EigResult:
+    """The ``k`` algebraically largest (``"LA"``) or smallest (``"SA"``) eigenpairs by block
+    Lanczos with block size ``k``, full reorthogonalisation and a Ritz-residual stop.
+
+    Args:
+        op, tol, which, seed: as for :func:`lanczos`.
+        k: how many eigenpairs, also the block size.
+        max_iter: cap on operator products (a block step costs ``k``).
+        v0: ``(dim, k)`` warm start, e.g. the previous measurement's eigenvectors (fewer
+            columns are completed with seeded Gaussian vectors). ``None``: Gaussian.
+    """
+    if which not in ("LA", "SA"):
+        raise ValueError(f"which must be 'LA' or 'SA', got {which!r}")
+    dim = op.dim
+    if not 1 <= k <= dim:
+        raise ValueError(f"k must be in [1, {dim}], got {k}")
+    if tol <= 0 or max_iter < k:
+        raise ValueError("tol must be > 0 and max_iter >= k")
+    gen = torch.Generator().manual_seed(seed)
+
+    def gaussian(m: int) -> Tensor:
+        return torch.randn(dim, m, generator=gen, dtype=torch.float64).to(op.dtype).to(op.device)
+
+    start = gaussian(k)
+    if v0 is not None:
+        v0 = (v0 if v0.ndim == 2 else v0[:, None]).to(op.dtype).to(op.device)[:, :k]
+        if torch.isfinite(v0).all():
+            start[:, : v0.shape[1]] = v0
+    eps = torch.finfo(op.dtype).eps
+
+    def orthonormal(w: Tensor, basis: Tensor | None) -> tuple[Tensor, Tensor]:
+        """``w = Q R`` column by column (Gram-Schmidt, twice), ``Q`` orthogonal to ``basis``; a
+        column that cancels (an invariant subspace) is replaced by a fresh Gaussian direction with
+        a zero row in ``R``, so the recurrence continues."""
+        if basis is not None:
+            w = _orthogonalise(w, basis)
+        q = torch.zeros_like(w)
+        r = torch.zeros(k, k, dtype=w.dtype, device=w.device)
+        for i in range(k):
+            v = w[:, i]
+            for _ in range(2):
+                c = q[:, :i].T @ v
+                v = v - q[:, :i] @ c
+                r[:i, i] += c
+            nrm = v.norm()
+            done = q[:, :i].T if basis is None else torch.cat([basis, q[:, :i].T])
+            if float(nrm) <= eps * max(1.0, float(w[:, i].norm())):
+                v, nrm = gaussian(1)[:, 0], torch.zeros((), dtype=w.dtype, device=w.device)
+            # after heavy cancellation v is mostly rounding error: orthogonalise its direction again
+            v = _orthogonalise(v / v.norm(), done)
+            q[:, i] = v / v.norm()
+            r[i, i] = nrm
+        return q, r
+
+    q, _ = orthonormal(start, None)
+    blocks: list[Tensor] = [q]  # Q_0, Q_1, ... each (dim, k)
+    a_blocks: list[Tensor] = []
+    b_blocks: list[Tensor] = []
+    first = op.n_matvecs
+    converged = False
+    vals = vecs = res = None
+    while True:
+        qj = blocks[-1]
+        w = torch.stack([op @ qj[:, i] for i in range(k)], dim=1)
+        aj = qj.T @ w
+        a_blocks.append(((aj + aj.T) / 2).double().cpu())
+        basis = torch.cat(blocks, dim=1).T
+        qn, bj = orthonormal(w, basis)
+        m = len(a_blocks)
+        T = torch.zeros(m * k, m * k, dtype=torch.float64)
+        for i, a in enumerate(a_blocks):
+            T[i * k:(i + 1) * k, i * k:(i + 1) * k] = a
+        for i, b in enumerate(b_blocks):
+            T[(i + 1) * k:(i + 2) * k, i * k:(i + 1) * k] = b
+            T[i * k:(i + 1) * k, (i + 1) * k:(i + 2) * k] = b.T
+        vals, vecs = torch.linalg.eigh(T)
+        order = torch.arange(m * k - 1, -1, -1) if which == "LA" else torch.arange(m * k)
+        vals, vecs = vals[order], vecs[:, order]
+        bj64 = bj.double().cpu()
+        res = (bj64 @ vecs[-k:, :k]).norm(dim=0)
+        scale = torch.maximum(vals[:k].abs(), vals.abs().max() * eps)
+        if bool((res <= tol * scale).all()):
+            converged = True
+            break
+        if op.n_matvecs - first + k > max_iter or (m + 1) * k > dim:
+            break
+        b_blocks.append(bj64)
+        blocks.append(qn)
+    basis = torch.cat(blocks, dim=1)
+    y = basis @ vecs[:, :k].to(op.dtype).to(op.device)
+    return EigResult(eigenvalues=vals[:k].clone(), eigenvectors=y, residuals=res.clone(),
+                     n_matvecs=op.n_matvecs - first, converged=converged, tol=tol)

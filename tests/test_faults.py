@@ -32,6 +32,7 @@ def _wrap_operator(monkeypatch, transform):
         return transform(real, obj, theta, strategy)
 
     monkeypatch.setattr(curvature_measures, "hessian_operator", faulty)
+    monkeypatch.setattr(measures, "hessian_operator", faulty)  # StepContext.hessian builds the step's operator
 
 
 def flipped_hvp_sign(monkeypatch):

@@ -4,7 +4,7 @@ import scipy.sparse.linalg as sla
 import torch
 
 from conftest import tiny_problem
-from harness import LinearOperator, MeasurementError, hessian_operator, lanczos
+from harness import LinearOperator, MeasurementError, block_lanczos, hessian_operator, lanczos
 
 
 def matrix_operator(A):
@@ -100,3 +100,41 @@ def test_reported_residual_is_the_true_residual_before_convergence(which):
         true = float((A @ y - theta * y).norm())
         assert true > 1e-3
         assert float(res.residuals[i]) == pytest.approx(true, rel=1e-8)
+
+
+@pytest.mark.parametrize("which", ["LA", "SA"])
+@pytest.mark.parametrize("k", [2, 4])
+def test_block_lanczos_matches_eigvalsh_with_true_residuals(device, which, k):
+    A = random_symmetric(60, 7, device)
+    res = block_lanczos(matrix_operator(A), k, tol=1e-10, max_iter=60, which=which)
+    ev = np.sort(np.linalg.eigvalsh(A.cpu().numpy()))
+    ref = ev[::-1][:k] if which == "LA" else ev[:k]
+    assert res.converged and res.eigenvectors.shape == (60, k)
+    np.testing.assert_allclose(res.eigenvalues.numpy(), ref, rtol=1e-9)
+    true = (A @ res.eigenvectors - res.eigenvectors * res.eigenvalues.to(device)).norm(dim=0).cpu()
+    np.testing.assert_allclose(true.numpy(), res.residuals.numpy(), atol=1e-8 * abs(ref).max())
+
+
+def test_block_lanczos_warm_start_from_previous_top_k_needs_fewer_products():
+    A = random_symmetric(200, 3)
+    first = block_lanczos(matrix_operator(A), 3, tol=1e-6, max_iter=200)
+    A2 = A + 1e-4 * random_symmetric(200, 4)
+    warm = block_lanczos(matrix_operator(A2), 3, tol=1e-6, max_iter=200, v0=first.eigenvectors)
+    cold = block_lanczos(matrix_operator(A2), 3, tol=1e-6, max_iter=200)
+    assert warm.converged and cold.converged and warm.n_matvecs < cold.n_matvecs
+    np.testing.assert_allclose(warm.eigenvalues.numpy(), cold.eigenvalues.numpy(), rtol=1e-5)
+
+
+def test_block_lanczos_continues_past_an_invariant_subspace():
+    q, _ = torch.linalg.qr(torch.randn(50, 4, generator=torch.Generator().manual_seed(0), dtype=torch.float64))
+    A = (q * torch.tensor([3.0, 2.0, 1.0, 0.5], dtype=torch.float64)) @ q.T  # rank 4 < 2 blocks of 3
+    res = block_lanczos(matrix_operator(A), 3, tol=1e-8)
+    assert res.converged
+    np.testing.assert_allclose(res.eigenvalues.numpy(), [3.0, 2.0, 1.0], rtol=1e-10)
+
+
+def test_block_lanczos_reports_non_convergence():
+    res = block_lanczos(matrix_operator(random_symmetric(100, 5)), 2, tol=1e-12, max_iter=6)
+    assert not res.converged and res.n_matvecs == 6
+    with pytest.raises(MeasurementError):
+        res.top()

@@ -14,6 +14,8 @@ from typing import Any
 
 from torch import Tensor
 
+from ..curvature import hessian_operator
+from ..operators import LinearOperator
 from ..problems import Problem
 from ..registry import Registry
 
@@ -32,17 +34,35 @@ class StepContext:
     """The state of a run at one step, with ``L`` and ``grad L`` at ``theta`` cached so that
     the optimiser and every measure share one gradient evaluation."""
 
-    def __init__(self, step: int, theta: Tensor, problem: Problem, optimizer: Any, state: Any = None):
+    def __init__(self, step: int, theta: Tensor, problem: Problem, optimizer: Any, state: Any = None,
+                 hessian_due: bool = False):
         self.step, self.theta, self.problem, self.optimizer, self.state = step, theta, problem, optimizer, state
+        self.hessian_due = hessian_due
         self._vg: tuple[Tensor, Tensor] | None = None
-        self.cache: dict[str, Any] = {}  # quantities several measures of this step share
+        self.cache: dict[Any, Any] = {}  # quantities several measures of this step share
 
     def value_and_grad(self, theta: Tensor) -> tuple[Tensor, Tensor]:
+        """``(L, grad L)``; at this step's ``theta`` computed once. When a measure of this step
+        will need the Hessian (``hessian_due``), they come from building its reused gradient
+        graph, so the update's gradient and the Hessian's graph cost one evaluation, not two."""
         if theta is self.theta:
             if self._vg is None:
-                self._vg = self.problem.objective.value_and_grad(theta)
+                if self.hessian_due:
+                    self.hessian()
+                if self._vg is None:  # no Hessian due, or a strategy that carries no gradient
+                    self._vg = self.problem.objective.value_and_grad(theta)
             return self._vg
         return self.problem.objective.value_and_grad(theta)
+
+    def hessian(self, strategy: str = "double_backward_reused") -> LinearOperator:
+        """The full-batch Hessian operator at ``theta``, built once per step and strategy."""
+        key = ("hessian", strategy)
+        if key not in self.cache:
+            op = hessian_operator(self.problem.objective, self.theta, strategy)
+            self.cache[key] = op
+            if op.gradient is not None and self._vg is None:
+                self._vg = (op.loss, op.gradient)
+        return self.cache[key]
 
     @property
     def loss(self) -> float:

@@ -14,6 +14,7 @@ from ..curvature import gauss_newton_operator, hessian_operator
 from ..objective import Objective
 from ..operators import LinearOperator
 from ..options import positive
+from ..sharpness import top_eigenpairs
 from ..spectrum import lanczos
 from . import MEASURES, Measurement, StepContext
 from .dynamics import _direction
@@ -24,11 +25,18 @@ __all__ = ["LambdaMax", "StabilityThreshold", "PreconditionedSharpness"]
 @MEASURES.register("lambda_max")
 @dataclass(frozen=True)
 class LambdaMax:
-    """Top eigenvalue (sharpness) of the full-batch Hessian (or Gauss-Newton matrix) by
-    Lanczos on the data's device, warm-started from the previous measurement's eigenvector.
+    """Top eigenvalue (sharpness) of the full-batch Hessian (or Gauss-Newton matrix) by Lanczos
+    on the data's device, warm-started from the previous measurement's eigenvector(s); with
+    ``k > 1`` the top ``k`` by block Lanczos, and the value is the ``index``-th largest.
 
-    Records ``aux``: relative residual, products used, converged. An unconverged estimate is
-    recorded in ``aux["estimate"]`` and the value is NaN, so no statistic can use it.
+    The Hessian's reused gradient graph is shared with the step's update (see
+    :class:`~harness.measures.StepContext`). ``presample`` (a fraction of the examples) starts
+    the first, cold measurement from the subsampled operator's eigenvectors
+    (:func:`~harness.sharpness.top_eigenpairs`).
+
+    Records ``aux``: relative residual (the largest of the ``k``), products used, converged, and
+    for ``k > 1`` all ``k`` eigenvalues. An unconverged estimate is recorded in
+    ``aux["estimate"]`` and the value is NaN, so no statistic can use it.
     """
 
     operator: Literal["hessian", "gauss_newton"] = "hessian"
@@ -36,22 +44,44 @@ class LambdaMax:
     max_iter: int = field(default=100, metadata=positive)
     strategy: Literal["double_backward_reused", "double_backward", "forward_over_reverse"] = "double_backward_reused"
     warm_start: bool = True
+    k: int = field(default=1, metadata=positive)
+    index: int = field(default=1, metadata=positive)
+    presample: float = 0.0
+
+    def __post_init__(self):
+        if self.index > self.k:
+            raise ValueError(f"index ({self.index}) must be <= k ({self.k})")
+        if not 0 <= self.presample < 1:
+            raise ValueError(f"presample must be in [0, 1), got {self.presample}")
+
+    @property
+    def uses_hessian_graph(self) -> bool:
+        """Whether the step's gradient should come from the Hessian's reused graph."""
+        return self.operator == "hessian" and self.strategy == "double_backward_reused"
 
     def __call__(self, ctx: StepContext, memory: dict) -> Measurement:
-        obj = ctx.problem.objective
+        obj, theta = ctx.problem.objective, ctx.theta
         if self.operator == "hessian":
-            op = hessian_operator(obj, ctx.theta, self.strategy)
+            make = lambda o: hessian_operator(o, theta, self.strategy)
+            op = ctx.hessian(self.strategy)
         else:
-            op = gauss_newton_operator(obj, ctx.theta)
+            make = lambda o: gauss_newton_operator(o, theta)
+            op = None
         v0 = memory.get("v") if self.warm_start else None
-        res = lanczos(op, k=1, tol=self.tol, max_iter=self.max_iter, v0=v0, seed=ctx.step)
-        memory["v"] = res.eigenvectors[:, 0]
-        aux = {"relative_residual": float(res.relative_residuals[0]), "n_matvecs": res.n_matvecs,
+        res = top_eigenpairs(make, obj, k=self.k, tol=self.tol, max_iter=self.max_iter, v0=v0,
+                             presample=self.presample, op=op, seed=ctx.step)
+        memory["v"] = res.eigenvectors
+        aux = {"relative_residual": float(res.relative_residuals.max()), "n_matvecs": res.n_matvecs,
                "converged": res.converged}
+        if res.presample_matvecs:
+            aux["presample_matvecs"] = res.presample_matvecs
+        if self.k > 1:
+            aux["eigenvalues"] = [float(x) for x in res.eigenvalues]
+        value = float(res.eigenvalues[self.index - 1])
         if not res.converged:
-            aux["estimate"] = float(res.eigenvalues[0])
+            aux["estimate"] = value
             return Measurement(math.nan, aux)
-        return Measurement(float(res.eigenvalues[0]), aux)
+        return Measurement(value, aux)
 
 
 @MEASURES.register("stability_threshold")

@@ -1,0 +1,51 @@
+"""Top eigenpairs of a curvature operator at one parameter vector: the kernel behind the
+``lambda_max`` measure (sharpness, Cohen et al. 2021, arXiv 2103.00065).
+
+Single-vector Lanczos for ``k = 1``, block Lanczos for ``k > 1`` (so a warm start carries all
+``k`` previous eigenvectors). A cold start can be *presampled*: the top eigenvectors of the
+same operator on a seeded random fraction of the examples (each product costs that fraction of
+a full one) start the full run. The answer is always that of the full operator, with its own
+Ritz residual; presampling only changes the start vector.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable
+
+from torch import Tensor
+
+from .objective import Objective
+from .operators import LinearOperator
+from .spectrum import EigResult, block_lanczos, lanczos
+
+__all__ = ["top_eigenpairs"]
+
+
+def top_eigenpairs(make_op: Callable[[Objective], LinearOperator], obj: Objective, *, k: int = 1,
+                   tol: float = 1e-3, max_iter: int = 100, v0: Tensor | None = None, presample: float = 0.0,
+                   op: LinearOperator | None = None, seed: int = 0) -> EigResult:
+    """The ``k`` largest eigenpairs of ``make_op(obj)`` to relative Ritz residual ``tol``.
+
+    Args:
+        make_op: builds the operator of an objective (for example
+            ``lambda o: hessian_operator(o, theta)``).
+        obj: the full objective; ``op`` (``make_op(obj)`` if ``None``) is the operator solved.
+        k: eigenpairs wanted (block Lanczos with block size ``k`` when ``k > 1``).
+        v0: warm start, ``(dim,)`` or ``(dim, m)``; when given, no presampling.
+        presample: fraction of the examples for the cold start (``0``: a seeded Gaussian start).
+            The subsampled run stops at residual ``max(tol, 1e-2)``.
+    """
+    op = make_op(obj) if op is None else op
+    pre = 0
+    if v0 is None and presample:
+        sub_op = make_op(obj.subset(presample, seed))
+        first = _solve(sub_op, k, max(tol, 1e-2), max_iter, None, seed)
+        v0, pre = first.eigenvectors, first.n_matvecs
+    return dataclasses.replace(_solve(op, k, tol, max_iter, v0, seed), presample_matvecs=pre)
+
+
+def _solve(op: LinearOperator, k: int, tol: float, max_iter: int, v0: Tensor | None, seed: int) -> EigResult:
+    if k == 1:
+        return lanczos(op, k=1, tol=tol, max_iter=max_iter, v0=v0, seed=seed)
+    return block_lanczos(op, k, tol=tol, max_iter=max(max_iter, k), v0=v0, seed=seed)

@@ -1,0 +1,59 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import tiny_problem
+from harness import GD, Objective, hessian_operator
+from harness.measures import LambdaMax, StepContext
+from harness.problems import Problem
+
+
+def _ctx(hessian_due=False, n=40):
+    obj, theta = tiny_problem(n=n, width=8, chunk_size=15)  # chunks: the graph's loss is summed
+    return StepContext(0, theta, Problem(obj, theta), GD(lr=0.1), None, hessian_due), obj, theta
+
+
+def test_the_step_gradient_comes_from_the_hessian_graph_when_one_is_due(monkeypatch):
+    ctx, obj, theta = _ctx(hessian_due=True)
+    loss, grad = obj.value_and_grad(theta)
+    monkeypatch.setattr(Objective, "value_and_grad", lambda *a: pytest.fail("a second gradient evaluation"))
+    l2, g2 = ctx.value_and_grad(ctx.theta)
+    torch.testing.assert_close(g2, grad, rtol=1e-12, atol=1e-14)
+    torch.testing.assert_close(l2, loss, rtol=1e-12, atol=1e-14)
+    assert ctx.hessian() is ctx.hessian()  # built once per step
+    LambdaMax()(ctx, {})  # and the measure uses that operator
+
+
+def test_without_a_hessian_due_the_plain_gradient_is_used(monkeypatch):
+    ctx, obj, theta = _ctx(hessian_due=False)
+    monkeypatch.setattr("harness.measures.hessian_operator", lambda *a: pytest.fail("a Hessian graph was built"))
+    torch.testing.assert_close(ctx.grad, obj.value_and_grad(theta)[1])
+
+
+def test_lambda_max_top_k_reports_the_index_th_eigenvalue_and_all_k():
+    ctx, obj, theta = _ctx()
+    dense = torch.linalg.eigvalsh(hessian_operator(obj, theta).dense()).flip(0)
+    m = LambdaMax(k=3, index=2, tol=1e-8)(ctx, memory := {})
+    assert memory["v"].shape == (theta.numel(), 3)
+    np.testing.assert_allclose(m.value, float(dense[1]), rtol=1e-7)
+    np.testing.assert_allclose(m.aux["eigenvalues"], dense[:3].numpy(), rtol=1e-7)
+    assert m.aux["converged"] and m.aux["relative_residual"] <= 1e-8
+
+
+def test_lambda_max_presampled_cold_start_and_unconverged_nan():
+    ctx, obj, theta = _ctx(n=80)
+    dense = torch.linalg.eigvalsh(hessian_operator(obj, theta).dense())
+    m = LambdaMax(presample=0.25, tol=1e-8)(ctx, {})
+    assert m.aux["presample_matvecs"] > 0
+    np.testing.assert_allclose(m.value, float(dense[-1]), rtol=1e-8)
+    bad = LambdaMax(tol=1e-12, max_iter=2, warm_start=False)(ctx, {})
+    assert math.isnan(bad.value) and not bad.aux["converged"] and "estimate" in bad.aux
+
+
+def test_lambda_max_options_are_checked():
+    with pytest.raises(ValueError, match="index"):
+        LambdaMax(k=2, index=3)
+    with pytest.raises(ValueError, match="presample"):
+        LambdaMax(presample=1.5)
