@@ -1,0 +1,151 @@
+"""Side by side with the peers, in one run: ``python -m benchmarks.peers``.
+
+PyHessian (Yao et al. 2020, arXiv 1912.07145; power iteration, relative-change stop) and
+curvlinops (``HessianLinearOperator`` + ``scipy.sparse.linalg.eigsh``) against this package's
+kernels on the two reference models of ``benchmarks/common.py``, one CPU thread, float32, the
+same data and criterion (curvlinops gets ``MSELoss(reduction="sum")``, whose Hessian is ``2n``
+times ours; its eigenvalue is divided by ``2n``). Each row: time as a multiple of one full-batch
+gradient measured in the same process, Hessian-vector products used, the error of the
+eigenvalue against a float64 Lanczos reference (residual 1e-9), and the relative Ritz residual
+``||H y - lam y|| / lam`` of the returned pair, recomputed with this package's HVP.
+
+Peers are an optional extra (``pip install -e '.[peers]'``); a missing peer is reported, not fatal.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import torch
+
+from harness import hessian_operator, lanczos, top_eigenpairs
+from harness.losses import mse
+
+from .common import reference_problem
+
+TOL = 1e-3
+
+
+def _seconds(fn, repeat: int):
+    out = fn()
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times)), out
+
+
+def _residual(obj, theta, lam: float, y: torch.Tensor) -> float:
+    y = y / y.norm()
+    return float((hessian_operator(obj, theta) @ y - lam * y).norm()) / abs(lam)
+
+
+def _ours(obj, theta, presample: float = 0.0):
+    res = top_eigenpairs(lambda o: hessian_operator(o, theta), obj, tol=TOL, presample=presample)
+    return res.top(), res.eigenvectors[:, 0], res.n_matvecs + presample * res.presample_matvecs
+
+
+def _pyhessian(obj, theta):
+    import importlib
+
+    ph = importlib.import_module("pyhessian.hessian")  # the module (the package re-exports the class)
+
+    count = [0]
+    real = ph.hessian_vector_product
+
+    def counted(*args):
+        count[0] += 1
+        return real(*args)
+
+    ph.hessian_vector_product = counted
+    try:
+        torch.manual_seed(0)
+        net = obj.model.module
+        h = ph.hessian(net, mse, data=(obj.inputs, obj.targets), cuda=False)
+        vals, vecs = h.eigenvalues(tol=TOL, maxIter=1000)
+    finally:
+        ph.hessian_vector_product = real
+    y = torch.cat([v.reshape(-1) for v in vecs[0]])
+    return float(vals[0]), y, count[0]
+
+
+def _curvlinops(obj, theta):
+    from curvlinops import HessianLinearOperator
+    from scipy.sparse.linalg import LinearOperator, eigsh
+
+    net = obj.model.module
+    H = HessianLinearOperator(net, torch.nn.MSELoss(reduction="sum"), [p for p in net.parameters()],
+                              [(obj.inputs, obj.targets)], check_deterministic=False).to_scipy()
+    count = [0]
+
+    def mv(v):
+        count[0] += 1
+        return H @ v
+
+    op = LinearOperator(H.shape, matvec=mv, dtype=np.float32)
+    vals, vecs = eigsh(op, k=1, which="LA", tol=TOL, v0=np.random.default_rng(0).standard_normal(H.shape[0]))
+    scale = 2 * obj.n
+    return float(vals[0]) / scale, torch.as_tensor(vecs[:, 0], dtype=theta.dtype), count[0]
+
+
+def _hvp_rows(obj, theta, v, repeat):
+    rows = {}
+    op = hessian_operator(obj, theta)
+    rows["theory-harness, reused graph"] = _seconds(lambda: op @ v, repeat)[0]
+    rows["theory-harness, forward-over-reverse"] = _seconds(
+        lambda: hessian_operator(obj, theta, "forward_over_reverse") @ v, repeat)[0]
+    try:
+        from curvlinops import HessianLinearOperator
+
+        net = obj.model.module
+        H = HessianLinearOperator(net, torch.nn.MSELoss(reduction="sum"), list(net.parameters()),
+                                  [(obj.inputs, obj.targets)], check_deterministic=False)
+        rows["curvlinops H @ v"] = _seconds(lambda: H @ v, repeat)[0]
+    except ImportError:
+        rows["curvlinops H @ v"] = None
+    return rows
+
+
+def run(models, repeat: int):
+    torch.set_num_threads(1)
+    lines = ["| model | method | time (gradients) | HVPs | error of lambda_max | relative residual |",
+             "|---|---|---|---|---|---|"]
+    hvp_lines = ["| model | one HVP | time (gradients) |", "|---|---|---|"]
+    for model in models:
+        obj, theta, v = reference_problem(model, "cpu")
+        obj64, theta64, _ = reference_problem(model, "cpu", torch.float64)
+        ref = lanczos(hessian_operator(obj64, theta64), tol=1e-9, max_iter=400).top()
+        grad = _seconds(lambda: obj.value_and_grad(theta), repeat)[0]
+        methods = {
+            "theory-harness Lanczos (reused graph)": lambda: _ours(obj, theta),
+            "theory-harness Lanczos, presampled 1/8": lambda: _ours(obj, theta, 0.125),
+            "PyHessian power iteration": lambda: _pyhessian(obj, theta),
+            "curvlinops + scipy eigsh": lambda: _curvlinops(obj, theta),
+        }
+        for name, fn in methods.items():
+            try:
+                t, (lam, y, n) = _seconds(fn, repeat)
+            except ImportError as exc:
+                lines.append(f"| {model} | {name} | not installed ({exc.name}) | | | |")
+                continue
+            lines.append(f"| {model} | {name} | {t / grad:.1f} | {n:g} | {abs(lam - ref) / ref:.1e} | "
+                         f"{_residual(obj, theta, lam, y.to(theta.dtype)):.1e} |")
+        for name, t in _hvp_rows(obj, theta, v, repeat).items():
+            hvp_lines.append(f"| {model} | {name} | {'not installed' if t is None else f'{t / grad:.2f}'} |")
+    return "\n".join(lines) + "\n\n" + "\n".join(hvp_lines)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="+", default=["mlp", "cnn"])
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args(argv)
+    print(f"torch {torch.__version__}, 1 thread, float32, lambda_max to tol {TOL:g}")
+    print(run(args.models, args.repeat))
+
+
+if __name__ == "__main__":
+    main()
