@@ -28,6 +28,10 @@ class _Reference:
 
 class Kernels(_Reference):
     timeout = 300
+    # one round of at most 5 samples in at most 5 s: the kernels take 10 ms to 2 s each, and
+    # asv's defaults (2 rounds, up to 10 samples / 20 s) make one commit's run take half an hour
+    rounds = 1
+    repeat = (1, 5, 5.0)
 
     def setup(self, model, device):
         super().setup(model, device)

@@ -21,6 +21,8 @@ class SuiteStep:
     params = [IDS]
     param_names = ["suite"]
     timeout = 300
+    rounds = 1
+    repeat = (1, 5, 2.0)
 
     def setup(self, name):
         torch.set_num_threads(1)
