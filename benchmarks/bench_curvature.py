@@ -7,7 +7,7 @@ import torch
 from harness import (block_lanczos, gauss_newton_operator, hessian_operator, input_jacobians, lanczos, param_jvp,
                      param_vjp, top_eigenpairs)
 
-from .common import cuda_or_skip, gd_trajectory, peak_rss_increase, reference_problem, seconds, sync
+from .common import cuda_or_skip, gd_trajectory, jacobian_peak_bytes, reference_problem, seconds, sync
 
 PARAMS = (["mlp", "cnn"], ["cpu", "cuda"])
 NAMES = ["model", "device"]
@@ -145,21 +145,20 @@ class Ratios(_Reference):
                        self.device) / backward
 
     def track_input_jacobians_vmap_chunk16_memory_over_backward(self, model, device):
-        """Peak resident-memory growth (CPU) or peak allocation (CUDA), vmap chunk 16 over backward."""
+        """Peak memory growth of the chunked vmap over the backward loop: peak allocation on
+        CUDA, peak resident set of a fresh process on the CPU."""
         x = self.obj.inputs[:128]
-        runs = [lambda: input_jacobians(self.obj.model, self.theta, x, "backward"),
-                lambda: input_jacobians(self.obj.model, self.theta, x, "vmap", chunk_size=16)]
+        if self.device != "cuda":
+            return jacobian_peak_bytes(model, "vmap", 16) / jacobian_peak_bytes(model, "backward")
         peaks = []
-        for fn in runs:
+        for fn in (lambda: input_jacobians(self.obj.model, self.theta, x, "backward"),
+                   lambda: input_jacobians(self.obj.model, self.theta, x, "vmap", chunk_size=16)):
             fn()
-            if self.device == "cuda":
-                torch.cuda.reset_peak_memory_stats()
-                base = torch.cuda.memory_allocated()
-                fn()
-                peaks.append(torch.cuda.max_memory_allocated() - base)
-            else:
-                peaks.append(peak_rss_increase(fn))
-        return peaks[1] / max(peaks[0], 1.0)
+            torch.cuda.reset_peak_memory_stats()
+            base = torch.cuda.memory_allocated()
+            fn()
+            peaks.append(torch.cuda.max_memory_allocated() - base)
+        return peaks[1] / peaks[0]
 
 
 class WarmStarts(_Reference):

@@ -51,20 +51,43 @@ def reference_problem(model: str, device: str, dtype=torch.float32):
     return obj, theta, v
 
 
-def peak_rss_increase(fn) -> float:
-    """Bytes the process's peak resident set grows by while ``fn`` runs (Linux: the peak is
-    reset through ``/proc/self/clear_refs``); NaN where that is not available. Call ``fn``
-    once before, so that one-time allocations (kernels, caches) are not counted."""
+def jacobian_peak_bytes(model: str, method: str, chunk_size: int | None = None) -> float:
+    """Bytes the peak resident set grows by while one ``input_jacobians`` call (128 examples)
+    runs, measured in a fresh process (Linux: the peak is reset through
+    ``/proc/self/clear_refs`` after a warm-up call on two examples, so one-time allocations do
+    not count and no freed memory of an earlier call is reused); NaN where unavailable."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from benchmarks.common import _jacobian_peak; "
+            f"print(_jacobian_peak({model!r}, {method!r}, {chunk_size!r}))")
+    root = __file__.rsplit("/benchmarks/", 1)[0]
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root)
     try:
-        def field(name):
-            with open("/proc/self/status") as fh:
-                return next(int(line.split()[1]) * 1024 for line in fh if line.startswith(name))
+        return float(proc.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        return float("nan")
+
+
+def _jacobian_peak(model: str, method: str, chunk_size: int | None) -> float:
+    from harness import input_jacobians
+
+    torch.set_num_threads(1)
+    obj, theta, _ = reference_problem(model, "cpu")
+    x = obj.inputs[:128]
+    input_jacobians(obj.model, theta, x[:2], method, chunk_size=chunk_size)
+
+    def field(name):
+        with open("/proc/self/status") as fh:
+            return next(int(line.split()[1]) * 1024 for line in fh if line.startswith(name))
+
+    try:
         base = field("VmRSS")
         with open("/proc/self/clear_refs", "w") as fh:
             fh.write("5")
     except OSError:
         return float("nan")
-    fn()
+    input_jacobians(obj.model, theta, x, method, chunk_size=chunk_size)
     return float(field("VmHWM") - base)
 
 
