@@ -7,6 +7,7 @@ The two reference models of issue 5: a 77k-parameter tanh MLP and a 21k-paramete
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -59,9 +60,9 @@ def jacobian_peak_bytes(model: str, method: str, chunk_size: int | None = None) 
     import subprocess
     import sys
 
-    code = ("import sys; from benchmarks.common import _jacobian_peak; "
+    code = ("from benchmarks.common import _jacobian_peak; "
             f"print(_jacobian_peak({model!r}, {method!r}, {chunk_size!r}))")
-    root = __file__.rsplit("/benchmarks/", 1)[0]
+    root = Path(__file__).resolve().parent.parent
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root)
     try:
         return float(proc.stdout.strip().splitlines()[-1])
