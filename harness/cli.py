@@ -1,6 +1,7 @@
-"""``theory-harness run`` and ``theory-harness list``.
+"""``theory-harness run | list | report | compare``.
 
-Exit codes: 0 every expectation holds, 1 at least one failed, 2 bad input or usage.
+Exit codes: 0 every expectation holds (``compare``: none went from passing to failing), 1 at
+least one failed (``compare``: one that held on BASE fails on HEAD), 2 bad input or usage.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from pathlib import Path
 import torch
 
 from .errors import HarnessError
-from .records import new_run_id, record_path, write_json_atomic
+from .records import new_run_id, record_path, write_bytes_replacing, write_json_atomic
 from .runner import CaseResult, cuda_available, default_device, evaluate_sweeps, expand, run_case, sweep_record
 from .suite import Suite, load_suite
 from .tables import SUMMARY_HEADER, format_table, summary_rows
@@ -123,6 +124,37 @@ def _list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _report(args: argparse.Namespace) -> int:
+    from .report import build_report, default_results  # matplotlib is only imported when a report is made
+
+    paths = args.results or [default_results()]
+    report = build_report(paths, args.out)
+    print(f"{report.index}: {report.cases} cases ({report.failed} failed, {report.skipped} skipped), "
+          f"{len(report.figures)} figures")
+    return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from .compare import compare, format_markdown, format_text
+
+    rows = compare(args.base, args.head, args.shrink)
+    markdown = format_markdown(rows, args.shrink, args.base, args.head)
+    if args.markdown:
+        write_bytes_replacing(Path(args.markdown), markdown.encode("utf-8"))
+    print(markdown if args.format == "markdown" else format_text(rows, args.shrink, args.only_flagged))
+    return 1 if any(r.flag == "REGRESSED" for r in rows) else 0
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1], got {text!r}") from None
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"expected a fraction in (0, 1], got {text!r}")
+    return value
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="theory-harness", description="Run theory suites: "
                                 "predictions of optimisation theory checked against measurements.")
@@ -137,6 +169,19 @@ def parser() -> argparse.ArgumentParser:
     ls = sub.add_parser("list", help="list suites")
     ls.add_argument("paths", nargs="*", help="suite files or folders (default: suites/)")
     ls.set_defaults(func=_list)
+    rep = sub.add_parser("report", help="turn result records into a static HTML page with a figure per case")
+    rep.add_argument("results", nargs="*", help="record files or folders (default: the newest run under results/)")
+    rep.add_argument("--out", default="report", help="folder for index.html and figures/ (default: report/)")
+    rep.set_defaults(func=_report)
+    cmp = sub.add_parser("compare", help="compare every expectation between two folders of result records")
+    cmp.add_argument("base", help="records before the change (e.g. the main branch's)")
+    cmp.add_argument("head", help="records after the change (e.g. a pull request's)")
+    cmp.add_argument("--shrink", type=_fraction, default=0.5,
+                     help="flag a passing expectation whose margin shrank by more than this fraction (default 0.5)")
+    cmp.add_argument("--format", choices=["text", "markdown"], default="text", help="what to print (default text)")
+    cmp.add_argument("--markdown", metavar="FILE", help="also write the Markdown comment to FILE")
+    cmp.add_argument("--only-flagged", action="store_true", help="text: print only the flagged rows")
+    cmp.set_defaults(func=_compare)
     return p
 
 

@@ -27,7 +27,8 @@ from .predictions import PREDICTIONS, arguments
 from .statistics import StatisticError, spearman
 from .suite import EventSpec, Expectation, Suite
 
-__all__ = ["Verdict", "evaluate", "evaluate_sweep", "compared_series", "event_step", "WindowError"]
+__all__ = ["Verdict", "evaluate", "evaluate_sweep", "compared_series", "event_step", "WindowError",
+           "prediction_key", "prediction_series"]
 
 
 @dataclass(frozen=True)
@@ -50,11 +51,15 @@ class Verdict:
     predict: str | None = None
     compare: str | None = None
     per_case: dict[str, float | None] | None = None
+    limits: tuple[float | None, float | None] | None = None
+    threshold: float | None = None
+    prediction: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["window"] = list(self.window) if self.window else None
         d["last"] = [list(p) for p in self.last]
+        d["limits"] = list(self.limits) if self.limits else None
         return d
 
 
@@ -173,9 +178,61 @@ def _check(e: Expectation, x: float, bindings: dict) -> tuple[bool, float, str]:
     return CHECKS[e.check](x, _resolve(e.bound, bindings))
 
 
+def _limits(e: Expectation, bindings: dict) -> tuple[float | None, float | None] | None:
+    """The accepted region of the checked statistic, ``(low, high)`` (None: unbounded)."""
+    if e.check == "approx":
+        target = _resolve(e.target, bindings)
+        tol = e.atol + e.rtol * abs(target)
+        return target - tol, target + tol
+    if e.check == "interval":
+        return tuple(e.interval)
+    if e.check in ("le", "lt"):
+        return None, _resolve(e.bound, bindings)
+    if e.check in ("ge", "gt"):
+        return _resolve(e.bound, bindings), None
+    return None
+
+
+def _threshold(e: Expectation) -> float | None:
+    """The crossing level of a ``reaches`` check or of a thresholded statistic."""
+    if e.check == "reaches":
+        return e.threshold
+    if e.statistic is not None and e.statistic.name in ("first_step_above", "first_step_below"):
+        return e.statistic.param
+    return None
+
+
+def prediction_key(predict: str, args: dict, measure: str) -> str:
+    """The name of a prediction series in a record: ``predict``, its fixed arguments and the
+    measure it is evaluated on (``"gd_edge on lambda_max"``)."""
+    label = predict if not args else f"{predict}(" + ", ".join(f"{k}={args[k]}" for k in sorted(args)) + ")"
+    return f"{label} on {measure}"
+
+
+def prediction_series(expectations, trajectories: dict, hyper: dict) -> dict[str, dict]:
+    """Every prediction named by ``expectations``, evaluated at each step of its measure:
+    ``{prediction_key: {"predict", "args", "measure", "steps", "values"}}`` (what a report plots)."""
+    out: dict[str, dict] = {}
+    for e in expectations:
+        if e.predict is None or e.measure not in trajectories:
+            continue
+        key = prediction_key(e.predict, e.args, e.measure)
+        if key in out:
+            continue
+        steps, _, pred = compared_series(e.measure, e.predict, e.args, None, trajectories, hyper)
+        out[key] = {"predict": e.predict, "args": dict(e.args), "measure": e.measure,
+                    "steps": steps.tolist(), "values": pred.tolist()}
+    return out
+
+
 def _fail(e: Expectation, message: str, window=None, predicted=None, last=()) -> Verdict:
     return Verdict(e.name, False, e.measure, e.check, e.statistic.label() if e.statistic else None,
-                   None, None, predicted, "", None, window, message, list(last), e.predict, e.compare)
+                   None, None, predicted, "", None, window, message, list(last), e.predict, e.compare,
+                   threshold=_threshold(e), prediction=_key(e))
+
+
+def _key(e: Expectation) -> str | None:
+    return prediction_key(e.predict, e.args, e.measure) if e.predict else None
 
 
 def evaluate(suite: Suite, e: Expectation, trajectories: dict, hyper: dict,
@@ -207,7 +264,8 @@ def evaluate(suite: Suite, e: Expectation, trajectories: dict, hyper: dict,
                                  else f"reached {verb} {e.threshold:g} only after {measured:.0f} steps")
         return Verdict(e.name, passed, e.measure, e.check, "steps_to_reach", None if math.isnan(measured) else measured,
                        None, w.predicted, tol, None if math.isnan(measured) else margin, (lo, hi), msg, last,
-                       e.predict, e.compare)
+                       e.predict, e.compare, limits=(None, float(e.within)), threshold=e.threshold,
+                       prediction=_key(e))
     try:
         measured = e.statistic(w.steps, w.values, w.other)
         measured_raw = e.statistic(w.steps, w.raw, w.other) if e.predict else measured
@@ -220,7 +278,8 @@ def evaluate(suite: Suite, e: Expectation, trajectories: dict, hyper: dict,
         if isinstance(value, tuple):
             predicted = _resolve(value, hyper)
     return Verdict(e.name, bool(passed), e.measure, e.check, e.statistic.label(), measured, measured_raw,
-                   predicted, tol, margin, (lo, hi), msg, last, e.predict, e.compare)
+                   predicted, tol, margin, (lo, hi), msg, last, e.predict, e.compare,
+                   limits=_limits(e, hyper), threshold=_threshold(e), prediction=_key(e))
 
 
 _AGGREGATES = {"min": np.min, "max": np.max, "median": np.median, "mean": np.mean}
@@ -259,7 +318,7 @@ def evaluate_sweep(suite: Suite, e: Expectation, group: list[tuple[Any, Any]], d
     passed, margin, tol = _check(e, measured, group[0][1].case.bindings)
     msg = "" if passed else f"{label} = {measured:.6g}, outside {tol}"
     return Verdict(e.name, bool(passed), e.measure, e.check, label, measured, None, None, tol, margin, None, msg,
-                   [], e.predict, e.compare, per_case)
+                   [], e.predict, e.compare, per_case, limits=_limits(e, group[0][1].case.bindings))
 
 
 def _per_case(e: Expectation) -> Expectation:

@@ -7,13 +7,25 @@ on the command line, is a suite. Items carry the ``slow`` marker (unless the sui
 (the others are skipped, with the reason). A failed item prints, for each failed
 expectation: measured statistic, predicted value, tolerance, window and the last
 measurements. Records go to ``--harness-out`` (default ``results/``; ``""`` writes none).
+
+Under pytest-xdist (``pytest -n auto``; the plugin turns xdist's default ``--dist load`` into
+``--dist loadgroup`` unless ``--dist`` is given): every worker writes into the controller's one run folder (its run id is
+handed to the workers), each case runs on exactly one worker (a sweep group and its cases
+share an ``xdist_group``, so no case is run twice and no record written twice), each worker
+uses ``cores / workers`` torch threads, and on a machine with several visible GPUs worker
+``gwK`` is pinned to visible GPU ``K mod count`` (indices are those of the caller's
+``CUDA_VISIBLE_DEVICES``). ``--harness-cuda-workers one`` (the default with fewer than two
+GPUs) keeps every CUDA item on one worker.
 """
 
 from __future__ import annotations
 
+import os
+import shlex
 from pathlib import Path
 
 import pytest
+import torch
 
 from .errors import HarnessError
 from .records import new_run_id, record_path, write_json_atomic
@@ -28,15 +40,88 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="theory-harness: devices whose suite cases run (others are skipped); default all")
     group.addoption("--harness-out", default="results",
                     help="theory-harness: folder for result records ('' to write none); default results/")
+    group.addoption("--harness-cuda-workers", choices=["auto", "one", "each"], default="auto",
+                    help="theory-harness under xdist: keep CUDA items on one worker ('one'), or spread them with "
+                         "one visible GPU per worker ('each'); 'auto': one with fewer than 2 visible GPUs")
+    group.addoption("--harness-threads", type=int, default=None,
+                    help="theory-harness: torch CPU threads (default: torch's; under xdist cores // workers)")
     parser.addini("harness_suite_dirs", "folders whose *.toml files are theory-harness suites",
                   type="args", default=["suites"])
+
+
+def worker_gpu_index(worker_id: str, count: int) -> int | None:
+    """The visible GPU an xdist worker is pinned to: ``gwK`` -> ``K mod count`` (None: no GPU, or
+    not a worker). Indices count the caller's ``CUDA_VISIBLE_DEVICES``, as torch does."""
+    if count < 1 or not worker_id.startswith("gw") or not worker_id[2:].isdigit():
+        return None
+    return int(worker_id[2:]) % count
+
+
+def physical_gpu(index: int, visible: str | None) -> str:
+    """What visible GPU ``index`` is on the machine: the ``index``-th entry of
+    ``CUDA_VISIBLE_DEVICES`` when the caller set it, else the index itself."""
+    entries = [v.strip() for v in visible.split(",") if v.strip()] if visible else []
+    return entries[index] if index < len(entries) else str(index)
+
+
+def _cuda_one_worker(config: pytest.Config) -> bool:
+    choice = config.getoption("--harness-cuda-workers")
+    return choice == "one" or (choice == "auto" and torch.cuda.device_count() < 2)
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "cuda: a theory-harness case on a CUDA device")
     config.addinivalue_line("markers", "slow: a theory-harness case that trains a model")
-    config._harness_run_id = new_run_id()
+    config.addinivalue_line("markers", "xdist_group(name): pytest-xdist --dist loadgroup: items of a group share a worker")
+    worker = getattr(config, "workerinput", None)
+    if worker is not None and worker.get("harness_loadgroup"):
+        config.option.loadgroup = True  # xdist's worker reads it when it names the items
+    config._harness_run_id = (worker or {}).get("harness_run_id") or new_run_id()
     config._harness_results = {}
+    config._harness_gpu = None
+    threads = config.getoption("--harness-threads")
+    if worker is not None:
+        threads = threads or max(1, (os.cpu_count() or 1) // int(worker.get("workercount", 1)))
+        if not _cuda_one_worker(config) and torch.cuda.is_available():
+            index = worker_gpu_index(worker["workerid"], torch.cuda.device_count())
+            if index is not None:
+                torch.cuda.set_device(index)
+                config._harness_gpu = index
+    if threads:
+        torch.set_num_threads(threads)
+
+
+def _dist_given(config: pytest.Config) -> bool:
+    args = [*config.invocation_params.args, *config.getini("addopts"), *shlex.split(os.environ.get("PYTEST_ADDOPTS", ""))]
+    return any(a in ("--dist", "-d", "--distload") or a.startswith("--dist=") for a in map(str, args))
+
+
+def pytest_cmdline_main(config: pytest.Config) -> None:
+    """pytest-xdist's ``-n`` implies ``--dist load``; unless ``--dist`` was given, use ``loadgroup``
+    so a sweep group and its cases stay on one worker (runs after xdist's own, tryfirst, hook)."""
+    if getattr(config.option, "dist", "no") == "load" and not _dist_given(config):
+        config.option.dist = "loadgroup"
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node) -> None:
+    """pytest-xdist (controller): every worker writes into the controller's run folder."""
+    node.workerinput["harness_run_id"] = node.config._harness_run_id
+    node.workerinput["harness_loadgroup"] = node.config.getoption("dist") == "loadgroup"
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    out = config.getoption("--harness-out")
+    where = f"records in {Path(out) / config._harness_run_id}" if out else "no records (--harness-out '')"
+    lines = [f"theory-harness: {where}; torch {torch.__version__}, {torch.get_num_threads()} thread(s); "
+             f"CUDA devices visible: {torch.cuda.device_count()}"]
+    if config.pluginmanager.hasplugin("dsession") or getattr(config.option, "numprocesses", None):
+        dist = getattr(config.option, "dist", "no")
+        lines.append(f"theory-harness under xdist (--dist {dist}): CUDA items "
+                     f"{'on one worker' if _cuda_one_worker(config) else 'spread, one visible GPU per worker'}"
+                     + ("" if dist == "loadgroup" else "; without --dist loadgroup a sweep item may re-run its "
+                        "cases on another worker"))
+    return lines
 
 
 def _is_suite(file_path: Path, parent: pytest.Collector) -> bool:
@@ -73,6 +158,39 @@ def _mark(item: pytest.Item, suite, device: str) -> pytest.Item:
     return item
 
 
+def xdist_groups(suite_id: str, cases: list[Case], sweeps: dict[str, dict[str, Case]], cuda_one_worker: bool
+                 ) -> dict[str, str]:
+    """``{case id: xdist group}``: CUDA cases share one group when they must stay on one worker;
+    the cases of sweep groups that overlap (a case in two sweeps along different axes) share one
+    group with their sweep items; every other case has none (any worker)."""
+    parent = {c.id: c.id for c in cases}
+
+    def find(x: str) -> str:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for members in sweeps.values():
+        ids = list(members)
+        for other in ids[1:]:
+            parent[find(other)] = find(ids[0])
+    in_sweep = {cid for members in sweeps.values() for cid in members}
+    out = {}
+    for c in cases:
+        if c.device == "cuda" and cuda_one_worker:
+            out[c.id] = "theory-harness-cuda"
+        elif c.id in in_sweep:
+            out[c.id] = f"{suite_id}::{find(c.id)}"
+    return out
+
+
+def _group(item: pytest.Item, name: str | None) -> pytest.Item:
+    if name is not None:
+        item.add_marker(pytest.mark.xdist_group(name))
+    return item
+
+
 def _result(config: pytest.Config, case: Case) -> CaseResult:
     """A case's result, run once per session (case items and sweep items share it)."""
     cache = config._harness_results
@@ -82,6 +200,8 @@ def _result(config: pytest.Config, case: Case) -> CaseResult:
         out = config.getoption("--harness-out")
         if out:
             run_id = config._harness_run_id
+            if config._harness_gpu is not None:
+                result.info["cuda_device"] = physical_gpu(config._harness_gpu, os.environ.get("CUDA_VISIBLE_DEVICES"))
             path = record_path(Path(config.rootpath) / out, run_id, case.suite.id, case.id)
             result.info["record"] = str(write_json_atomic(path, result.record(run_id)))
         cache[key] = result
@@ -96,16 +216,18 @@ class SuiteFile(pytest.File):
             rel = self.path
         suite = load_suite(rel)
         cases = expand(suite)
-        for case in cases:
-            yield _mark(CaseItem.from_parent(self, name=case.id, case=case), suite, case.device)
         groups: dict[str, dict[str, Case]] = {}
         for e in suite.sweep_expectations:
             for case in cases:
                 groups.setdefault(group_key(case, e.across), {})[case.id] = case
+        worker_groups = xdist_groups(suite.id, cases, groups, _cuda_one_worker(self.config))
+        for case in cases:
+            item = _mark(CaseItem.from_parent(self, name=case.id, case=case), suite, case.device)
+            yield _group(item, worker_groups.get(case.id))
         for key, by_id in groups.items():
             members = list(by_id.values())
             item = SweepItem.from_parent(self, name=f"sweep[{key}]", suite=suite, key=key, cases=members)
-            yield _mark(item, suite, members[0].device)
+            yield _group(_mark(item, suite, members[0].device), worker_groups.get(members[0].id))
 
     def repr_failure(self, excinfo, style=None):
         if isinstance(excinfo.value, HarnessError):

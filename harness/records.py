@@ -10,6 +10,7 @@ workers) never share a folder.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import json
 import math
@@ -17,9 +18,12 @@ import os
 import secrets
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
-__all__ = ["RECORD_SCHEMA", "SWEEP_SCHEMA", "new_run_id", "write_json_atomic", "record_path", "read_records"]
+from .errors import HarnessError
+
+__all__ = ["RECORD_SCHEMA", "SWEEP_SCHEMA", "new_run_id", "write_json_atomic", "write_bytes_replacing", "record_path",
+           "read_records", "latest", "record_key"]
 
 RECORD_SCHEMA = "theory-harness/result/1"
 SWEEP_SCHEMA = "theory-harness/sweep/1"
@@ -66,20 +70,66 @@ def write_json_atomic(path: Path, payload: Any) -> Path:
         os.unlink(tmp)
 
 
+def write_bytes_replacing(path: Path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically, replacing what is there (a report's pages and
+    figures): temporary file in the same folder, fsync, ``os.replace``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    return path
+
+
 def record_path(out: Path, run_id: str, suite_id: str, case_id: str) -> Path:
     return Path(out) / run_id / suite_id / f"{case_id}.json"
 
 
-def read_records(*paths: str | Path) -> list[dict]:
-    """Every result record under the given files or folders (temporary files skipped)."""
+def read_records(*paths: str | Path, schemas: Iterable[str] = (RECORD_SCHEMA,)) -> list[dict]:
+    """Every record of the given ``schemas`` under the given files or folders (temporary files
+    skipped). A path that does not exist or a file that is not JSON is a :class:`HarnessError`
+    naming the file."""
+    schemas = set(schemas)
     found: list[dict] = []
     for p in map(Path, paths):
+        if not p.exists():
+            raise HarnessError(f"{p}: no such file or folder")
         files = [p] if p.is_file() else sorted(p.rglob("*.json"))
         for f in files:
             if f.name.startswith("."):
                 continue
-            data = json.loads(f.read_text(encoding="utf-8"))
-            if isinstance(data, dict) and data.get("schema") == RECORD_SCHEMA:
+            try:
+                data = json.loads(f.read_text(encoding="utf-8"))
+            except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+                raise HarnessError(f"{f}: not a readable JSON record ({exc})") from None
+            if isinstance(data, dict) and data.get("schema") in schemas:
                 data["_path"] = str(f)
                 found.append(data)
     return found
+
+
+def record_key(record: dict) -> tuple[str, str]:
+    """``(suite id, case id)`` of a case record, ``(suite id, group id)`` of a sweep record."""
+    try:
+        return record["suite"]["id"], record["group"] if record["schema"] == SWEEP_SCHEMA else record["case"]["id"]
+    except (KeyError, TypeError):
+        raise HarnessError(f"{record.get('_path', '?')}: a record without suite.id and case.id/group") from None
+
+
+def latest(records: list[dict]) -> list[dict]:
+    """One record per case or sweep group: the one of the latest run (run ids start with a UTC
+    timestamp), so a folder holding several runs reads as its newest results."""
+    best: dict[tuple[str, str, str], dict] = {}
+    for r in records:
+        key = (r["schema"], *record_key(r))
+        if key not in best or str(r.get("run_id", "")) >= str(best[key].get("run_id", "")):
+            best[key] = r
+    return list(best.values())

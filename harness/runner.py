@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterator
 import torch
 
 from .environment import environment
-from .expectations import Verdict, evaluate, evaluate_sweep, event_step
+from .expectations import Verdict, evaluate, evaluate_sweep, event_step, prediction_series
 from .measures import StepContext
 from .records import RECORD_SCHEMA, SWEEP_SCHEMA
 from .suite import Suite
@@ -92,6 +92,8 @@ class CaseResult:
     wall_time_s: float = 0.0
     environment: dict[str, Any] = field(default_factory=dict)
     info: dict[str, Any] = field(default_factory=dict)
+    predictions: dict[str, dict] = field(default_factory=dict)
+    events: dict[str, int | None] = field(default_factory=dict)
 
     @property
     def passed(self) -> bool:
@@ -133,6 +135,8 @@ class CaseResult:
             "info": self.info,
             "environment": self.environment,
             "trajectories": self.trajectories,
+            "predictions": self.predictions,
+            "events": self.events,
             "expectations": [v.to_dict() for v in self.verdicts],
         }
 
@@ -231,8 +235,11 @@ def _simulate(case: Case, result: CaseResult, progress) -> None:
             torch.cuda.synchronize(device)
     result.trajectories = traj
     result.info["last_step"] = last if result.diverged_at is None else result.diverged_at
+    asserted = [e for e in suite.expectations if e.applies(case.hyper)]
     result.verdicts = [evaluate(suite, e, traj, case.bindings, result.divergence_message, case.device,
-                                result.last_step) for e in suite.expectations if e.applies(case.hyper)]
+                                result.last_step) for e in asserted]
+    result.predictions = prediction_series([*asserted, *suite.overlays], traj, case.bindings)
+    result.events = {name: event_step(ev, traj, case.bindings) for name, ev in suite.events.items()}
 
 
 def _record(specs, step: int, last: int, fired: dict, ctx: StepContext, memories: dict, traj: dict) -> None:

@@ -240,6 +240,7 @@ class Suite:
     zip_sweep: bool = False
     stop_event: str | None = None
     stop_after: int = 0
+    overlays: tuple["Overlay", ...] = ()
 
     def sweep_points(self) -> list[dict[str, Any]]:
         """Every combination of the sweep axes' values, or with ``sweep = "zip"`` the i-th values
@@ -419,6 +420,34 @@ def _events(raw: Any, file: str, bindable: set[str], measures: dict) -> dict[str
     return out
 
 
+@dataclass(frozen=True)
+class Overlay:
+    """A prediction drawn over a measure in reports (``[[overlay]]``), asserted by nothing:
+    e.g. the predicted loss curve under the measured one."""
+
+    measure: str
+    predict: str
+    args: dict
+
+
+def _overlays(raw: Any, file: str, bindable: set[str], measures: dict) -> tuple[Overlay, ...]:
+    if not isinstance(raw, list):
+        raise SuiteError(file, "overlay", "expected [[overlay]] tables")
+    out = []
+    for i, table in enumerate(raw):
+        path = f"overlay[{i}]"
+        table = coerce(table, dict, file, path)
+        check_keys(table, ["measure", "predict", "args"], file, path)
+        measure = table.get("measure")
+        if measure not in measures:
+            raise SuiteError(file, f"{path}.measure", f"expected a measure of this suite {sorted(measures)}, got {measure!r}")
+        if "predict" not in table:
+            raise SuiteError(file, f"{path}.predict", "missing; an overlay draws a prediction over its measure")
+        predict, args, _ = _prediction(table, file, path, bindable, measures)
+        out.append(Overlay(measure, predict, args))
+    return tuple(out)
+
+
 def _window(raw: Any, file: str, path: str, events: dict) -> Window:
     if raw is None:
         return Window()
@@ -538,7 +567,8 @@ def load_suite(path: str | Path) -> Suite:
         raise SuiteError(file, "", "not UTF-8 text") from None
     except tomllib.TOMLDecodeError as exc:
         raise SuiteError(file, "", f"malformed TOML: {exc}") from None
-    check_keys(raw, ["schema", "suite", "problem", "optimizer", "run", "measures", "events", "expect", "sweep_expect"],
+    check_keys(raw, ["schema", "suite", "problem", "optimizer", "run", "measures", "events", "expect", "sweep_expect",
+                     "overlay"],
                file, "")
     if "schema" not in raw:
         raise SuiteError(file, "schema", f"missing; expected schema = {SCHEMA_VERSION}")
@@ -602,6 +632,7 @@ def load_suite(path: str | Path) -> Suite:
     dup = {n for n in names if names.count(n) > 1}
     if dup:
         raise SuiteError(file, "expect", f"expectation names must be distinct; repeated: {sorted(dup)}")
+    overlays = _overlays(raw.get("overlay", []), file, bindable, measures)
     stop_event, stop_after = None, 0
     if run.stop is not None:
         stop = build(_StopTable, run.stop, file, "run.stop")
@@ -614,4 +645,4 @@ def load_suite(path: str | Path) -> Suite:
         slow=meta.slow, report_only=meta.report_only, problem_kind=pkind, problem=problem, problem_table=dict(raw["problem"]),
         optimizer_kind=okind, optimizer_table=fixed, sweep=sweep, steps=run.steps, measures=measures,
         events=events, expectations=expectations, sweep_expectations=sweep_expectations, zip_sweep=zipped == "zip",
-        stop_event=stop_event, stop_after=stop_after)
+        stop_event=stop_event, stop_after=stop_after, overlays=overlays)

@@ -60,3 +60,15 @@ def test_kernel_predictions_are_consistent():
     slow = PREDICTIONS["relu_hitting_step"](**args, level=1e-6)
     assert fast < slow  # a larger first-layer rate contracts faster
     assert PREDICTIONS["relu_hitting_step"](**args, level=1e-3) < slow
+
+
+def test_linearised_loss_curve_matches_the_hitting_step():
+    args = dict(lr_first=0.5, lr_second=0.05, relative_to="kernel_top", n=50, d=50, m=1000, data_seed=0, seed=0)
+    curve = PREDICTIONS["relu_loss_curve"]
+    assert curve(**args, step=0) == pytest.approx(1.0)
+    hit = PREDICTIONS["relu_hitting_step"](**args, level=1e-6)
+    assert curve(**args, step=hit) <= 1e-6 < curve(**args, step=hit - 1)
+    mu = PREDICTIONS["relu_mu_min"](**args)
+    late = curve(**args, step=400) / curve(**args, step=399)  # the slowest mode dominates late
+    assert late == pytest.approx((1 - mu) ** 2, rel=1e-6)
+    assert curve(**args, step=50) <= PREDICTIONS["relu_theorem_bound"](**args, step=50)

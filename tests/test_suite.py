@@ -62,6 +62,11 @@ BAD = [
     (lambda t: t + '\n[events.predicted]\npredict = "gd_edge"\nround = "up"\n', "events.predicted.round", "ceil"),
     (lambda t: t.replace("slow = false", "slow = false\nreport_only = true"), "suite.report_only", "asserts nothing"),
     (lambda t: t[: t.index("[[expect]]")], "expect", "report_only"),
+    (lambda t: t + '\n[[overlay]]\nmeasure = "grad"\npredict = "gd_edge"\n', "overlay[0].measure", "lambda_max"),
+    (lambda t: t + '\n[[overlay]]\nmeasure = "loss"\n', "overlay[0].predict", "missing"),
+    (lambda t: t + '\n[[overlay]]\nmeasure = "loss"\npredict = "gd_edj"\n', "overlay[0].predict", "gd_edge"),
+    (lambda t: t + '\n[[overlay]]\nmeasure = "loss"\npredict = "gd_edge"\ncolour = "red"\n', "overlay[0].colour",
+     "unknown key"),
 ]
 
 SWEEP = '''
@@ -165,3 +170,14 @@ allow_divergence = true
         load_suite(write(tmp_path, bad, "bad.toml"))
     with pytest.raises(SuiteError, match="same length"):
         load_suite(write(tmp_path, VALID.replace("lr = [0.1, 0.2]", 'sweep = "zip"\nlr = [0.1, 0.2]\nmomentum = [0.5]').replace('kind = "gd"', 'kind = "heavy_ball"'), "z.toml"))
+
+
+def test_overlay_is_recorded_and_asserts_nothing(tmp_path):
+    from harness import expand, run_case
+
+    suite = load_suite(write(tmp_path, VALID + '\n[[overlay]]\nmeasure = "loss"\npredict = "gd_edge"\n'))
+    assert [(o.measure, o.predict) for o in suite.overlays] == [("loss", "gd_edge")]
+    result = run_case(expand(suite, ["cpu"])[0])
+    assert set(result.predictions) == {"gd_edge on lambda_max", "gd_edge on loss"}
+    assert result.predictions["gd_edge on loss"]["steps"] == result.trajectories["loss"]["steps"]
+    assert len(result.verdicts) == 3  # the overlay adds no verdict

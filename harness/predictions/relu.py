@@ -18,7 +18,7 @@ import torch
 
 from . import PREDICTIONS
 
-__all__ = ["relu_mu_min", "relu_loss_slope", "relu_hitting_step", "relu_theorem_bound"]
+__all__ = ["relu_mu_min", "relu_loss_slope", "relu_hitting_step", "relu_theorem_bound", "relu_loss_curve"]
 
 
 @lru_cache(maxsize=64)
@@ -85,3 +85,14 @@ def relu_theorem_bound(lr_first: float, lr_second: float, relative_to: str, n: f
     Oymak & Soltanolkotabi 2020 and, in the theory note's reading, Razborov, arXiv 2212.02323,
     whose own constant could not be retrieved)."""
     return (1.0 - relu_mu_min(lr_first, lr_second, relative_to, n, d, m, data_seed, seed) / 2.0) ** step
+
+
+@PREDICTIONS.register("relu_loss_curve")
+def relu_loss_curve(lr_first: float, lr_second: float, relative_to: str, n: float, d: float, m: float,
+                    data_seed: float, seed: float, step: float) -> float:
+    """The linearised loss curve ``L_lin(t) / L_lin(0)``, ``L_lin(t) = 1/2 sum_k (1 - mu_k)^{2t}
+    <v_k, e_0>^2`` (infinite-width kernels, the case's own initial residual; Razborov, arXiv
+    2212.02323, kernel regime): what the wide regime's measured ``L(t) / L(0)`` should follow."""
+    mu, c2 = _theory(*_args(n, d, m, data_seed, seed, lr_first, lr_second, relative_to))
+    curve = (c2 * torch.exp(float(step) * 2 * torch.log((1 - mu).abs()))).sum()
+    return float(curve / c2.sum())
