@@ -30,6 +30,19 @@ from .runner import Case, CaseResult, evaluate_sweeps, expand, run_case
 from .expectations import Verdict
 from .records import RECORD_SCHEMA, read_records
 
+# reports and comparisons across runs
+from .compare import compare
+
+
+def __getattr__(name: str):
+    """``build_report`` is imported on first use (it pulls in matplotlib)."""
+    if name == "build_report":
+        from .report import build_report
+
+        return build_report
+    raise AttributeError(f"module 'harness' has no attribute {name!r}")
+
+
 __version__ = "0.1.0"
 
 __all__ = [
@@ -46,4 +59,6 @@ __all__ = [
     # suites, runs and records
     "HarnessError", "SuiteError", "MeasurementError", "Suite", "load_suite", "Case", "CaseResult", "expand",
     "run_case", "evaluate_sweeps", "Verdict", "RECORD_SCHEMA", "read_records",
+    # reports and comparisons across runs
+    "build_report", "compare",
 ]

@@ -56,3 +56,64 @@ def test_sweep_items_pass_and_fail_with_a_table(pytester):
     result = pytester.runpytest("--device", "cpu", "--harness-out", "")
     result.assert_outcomes(passed=4, failed=2, skipped=6)
     result.stdout.fnmatch_lines(["*larger_lr_lower_loss*", "*per case:*", "*lr=0.1-seed=0-cpu*"])
+
+
+# --- pytest-xdist -------------------------------------------------------------------------------
+
+import re  # noqa: E402
+
+import pytest  # noqa: E402
+
+from harness.pytest_plugin import physical_gpu, worker_gpu_index, xdist_groups  # noqa: E402
+from harness.runner import expand, group_key  # noqa: E402
+from harness.suite import load_suite  # noqa: E402
+
+
+def _workers(result, pattern: str) -> dict[str, str]:
+    """``{item: worker}`` from ``-v`` output lines like ``[gw1] [ 50%] PASSED suites/tiny.toml::...``."""
+    out = {}
+    for line in result.outlines:
+        m = re.match(r"\[(gw\d+)\].*?(suites/tiny\.toml::\S+)", line)
+        if m and re.search(pattern, m.group(2)):
+            out[m.group(2)] = m.group(1)
+    return out
+
+
+def test_xdist_one_run_folder_each_case_once_sweeps_with_their_cases(pytester):
+    pytest.importorskip("xdist")
+    _suite(pytester, VALID + SWEEP.replace("BOUND", "-0.99"))
+    result = pytester.runpytest_subprocess("-n", "2", "-v", "--harness-out", "out", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=6, skipped=6)
+    runs = list((pytester.path / "out").iterdir())
+    assert len(runs) == 1  # the workers share the controller's run id
+    records = sorted(p.name for p in runs[0].rglob("*.json"))
+    assert records == sorted([f"lr={lr}-seed={s}-cpu.json" for lr in (0.1, 0.2) for s in (0, 1)]
+                             + ["sweep-across=lr-seed=0-cpu.json", "sweep-across=lr-seed=1-cpu.json"])
+    # a sweep group runs on the worker that ran its cases (so no case is run, or written, twice)
+    workers = _workers(result, r"seed=0-cpu")
+    assert len(workers) == 3 and len(set(workers.values())) == 1, workers
+    cuda = _workers(result, r"-cuda")  # skipped here, but kept on one worker as with one GPU
+    assert len(cuda) == 6 and len(set(cuda.values())) == 1, cuda
+    result.stdout.fnmatch_lines(["*theory-harness under xdist (--dist loadgroup): CUDA items on one worker*"])
+
+
+def test_xdist_groups_join_overlapping_sweeps_and_keep_cuda_together(tmp_path):
+    from suite_text import write
+
+    suite = load_suite(write(tmp_path, VALID.replace("seeds = [0, 1]", "seeds = [0, 1, 2]") + SWEEP.replace("BOUND", "0")))
+    cases = expand(suite)
+    sweeps = {}
+    for case in cases:
+        sweeps.setdefault(group_key(case, "lr"), {})[case.id] = case
+    spread = xdist_groups(suite.id, cases, sweeps, cuda_one_worker=False)
+    assert len(set(spread.values())) == 6  # 3 seeds x 2 devices: one group per sweep group
+    assert spread["lr=0.1-seed=0-cpu"] == spread["lr=0.2-seed=0-cpu"] != spread["lr=0.1-seed=1-cpu"]
+    one = xdist_groups(suite.id, cases, sweeps, cuda_one_worker=True)
+    assert {one[c.id] for c in cases if c.device == "cuda"} == {"theory-harness-cuda"}
+    assert xdist_groups(suite.id, cases, {}, cuda_one_worker=False) == {}  # no sweep: any worker
+
+
+def test_worker_gpu_pinning_respects_the_callers_visible_devices():
+    assert [worker_gpu_index(f"gw{k}", 4) for k in range(6)] == [0, 1, 2, 3, 0, 1]
+    assert worker_gpu_index("gw3", 0) is None and worker_gpu_index("master", 2) is None
+    assert physical_gpu(1, "3,5") == "5" and physical_gpu(0, " 7 , 2") == "7" and physical_gpu(1, None) == "1"
