@@ -206,6 +206,16 @@ def _measure_panel(ax, record: dict, measure: str, numbers: dict[str, int], zoom
     _shade_windows(ax, group, numbers, steps, last_step)
     for e in group:
         _draw_limits(ax, e, steps, preds, last_step)
+    failed = [e for e in group if not e.get("passed")]
+    if failed:  # a panel with a failed expectation: red frame, and what failed
+        for spine in ax.spines.values():
+            spine.set_edgecolor(_FAIL)
+            spine.set_linewidth(1.5)
+        text = "\n".join(f"#{numbers[e['name']]} {e['name']} FAILS: {e.get('statistic') or '-'} = "
+                         f"{'-' if e.get('measured') is None else format(e['measured'], '.4g')} "
+                         f"({e.get('tolerance') or e.get('message') or '-'})" for e in failed[:3])
+        ax.text(0.01, 0.02, text, transform=ax.transAxes, fontsize=6, color=_FAIL, va="bottom",
+                bbox={"facecolor": "white", "edgecolor": _FAIL, "alpha": 0.85, "lw": 0.5})
     measured = drawn[0]
     if zoom is not None:
         ax.set_ylim(*zoom)

@@ -45,6 +45,14 @@ def _clean(obj: Any) -> Any:
     return obj
 
 
+def _file_mode() -> int:
+    """The mode an ordinary new file gets (0o666 less the umask); ``mkstemp`` would leave 0o600,
+    unreadable to a web server or to the CI user that uploads a report."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def write_json_atomic(path: Path, payload: Any) -> Path:
     """Write ``payload`` to ``path`` atomically; if ``path`` exists, write ``path`` with a
     numbered suffix instead (an existing record is never replaced). Returns the path written."""
@@ -52,6 +60,7 @@ def write_json_atomic(path: Path, payload: Any) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     text = json.dumps(_clean(payload), indent=1, allow_nan=False)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.chmod(tmp, _file_mode())
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
@@ -76,6 +85,7 @@ def write_bytes_replacing(path: Path, data: bytes) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.chmod(tmp, _file_mode())
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)

@@ -53,10 +53,13 @@ def test_one_figure_per_case_with_trajectories_and_per_sweep_group(results, repo
     assert len(ran) == 8 and len(sweeps) == 2  # 2 suites x 2 lr x 2 seeds on the CPU; 2 seeds' sweep groups
     assert len(built.figures) == len(ran) + len(sweeps)
     page = built.index.read_text()
+    umask = os.umask(0)
+    os.umask(umask)
     srcs = _figure_srcs(page)
     assert len(srcs) == len(built.figures)
     for src in srcs:
         data = (out / unquote(src)).read_bytes()
+        assert (out / unquote(src)).stat().st_mode & 0o777 == 0o666 & ~umask  # as any new file, not mkstemp's 0o600
         assert data.startswith(PNG)
         assert imread(io.BytesIO(data), format="png").shape[0] > 100  # decodes whole (a truncated file raises)
     assert built.cases == 16 and built.failed == 2 and built.skipped == 8
