@@ -9,12 +9,17 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["CHECKS", "approx", "interval", "le", "ge", "lt", "gt", "reaches"]
+__all__ = ["CHECKS", "approx", "approx_tolerance", "interval", "le", "ge", "lt", "gt", "reaches"]
+
+
+def approx_tolerance(target: float, rtol: float = 0.0, atol: float = 0.0) -> float:
+    """The half-width of :func:`approx`'s accepted region, ``atol + rtol * |target|``."""
+    return atol + rtol * abs(target)
 
 
 def approx(x: float, target: float, rtol: float = 0.0, atol: float = 0.0) -> tuple[bool, float, str]:
     """``|x - target| <= atol + rtol * |target|``."""
-    tol = atol + rtol * abs(target)
+    tol = approx_tolerance(target, rtol, atol)
     margin = tol - abs(x - target)
     return margin >= 0, margin, f"{target:.6g} ± {tol:.3g}"
 

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from .checks import CHECKS
+from .checks import CHECKS, approx_tolerance
 from .predictions import PREDICTIONS, arguments
 from .statistics import StatisticError, spearman
 from .suite import EventSpec, Expectation, Suite
@@ -182,7 +182,7 @@ def _limits(e: Expectation, bindings: dict) -> tuple[float | None, float | None]
     """The accepted region of the checked statistic, ``(low, high)`` (None: unbounded)."""
     if e.check == "approx":
         target = _resolve(e.target, bindings)
-        tol = e.atol + e.rtol * abs(target)
+        tol = approx_tolerance(target, e.rtol, e.atol)
         return target - tol, target + tol
     if e.check == "interval":
         return tuple(e.interval)

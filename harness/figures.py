@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
-__all__ = ["case_figure", "sweep_figure", "panel_measures", "VALUE_STATISTICS"]
+__all__ = ["case_figure", "sweep_figure", "panel_measures", "expectation_numbers", "VALUE_STATISTICS"]
 
 #: Statistics that are a value of the (compared) series, so their accepted region can be
 #: drawn in the measure's units.
@@ -82,6 +82,27 @@ def _to_measure_units(e: dict, level: float, pred: np.ndarray | None) -> np.ndar
     return level * pred if e.get("compare") == "ratio" else pred + level
 
 
+def _band(e: dict, steps: np.ndarray, preds: dict) -> tuple[np.ndarray | None, np.ndarray | None] | None:
+    """The accepted region of a value statistic at ``steps``, as ``(lower, upper)`` edges in the
+    measure's units (None: that side is unbounded); None when the statistic is not a value of
+    the series or the record has no limits."""
+    limits = e.get("limits")
+    if not limits or not VALUE_STATISTICS.match(e.get("statistic") or ""):
+        return None
+    lo, hi = limits
+    if e.get("statistic") == "max_abs":  # |series| <= hi: the band +-hi around the prediction (or zero)
+        lo = -hi if hi is not None else None
+    pred = _prediction_at(preds.get(e.get("prediction") or ""), steps)
+    lower, upper = (None if x is None else np.broadcast_to(_to_measure_units(e, float(x), pred), steps.shape)
+                    for x in (lo, hi))
+    return lower, upper
+
+
+def expectation_numbers(record: dict) -> dict[str, int]:
+    """The number of each expectation of a record, in its order from 1 (figures and captions)."""
+    return {e["name"]: i for i, e in enumerate(record.get("expectations", []), 1)}
+
+
 def _full_run(window, steps: np.ndarray, last_step: int) -> bool:
     return window is None or (window[0] <= (int(steps[0]) if len(steps) else 0) and window[1] >= last_step)
 
@@ -113,18 +134,14 @@ def _draw_limits(ax, e: dict, steps: np.ndarray, preds: dict, last_step: int) ->
     inside = (steps >= lo_w) & (steps <= hi_w)
     statistic = e.get("statistic") or ""
     limits = e.get("limits")
-    if limits and VALUE_STATISTICS.match(statistic) and inside.any():
-        ws = steps[inside]
-        pred = _prediction_at(pred_series, ws)
-        lo, hi = limits
-        if statistic == "max_abs":  # |series| <= hi: the band +-hi around the prediction (or zero)
-            lo, hi = -hi if hi is not None else None, hi
-        edges = [None if x is None else np.broadcast_to(_to_measure_units(e, float(x), pred), ws.shape) for x in (lo, hi)]
-        if edges[0] is not None and edges[1] is not None:
-            ax.fill_between(ws, edges[0], edges[1], color=color, alpha=0.15, lw=0, step="mid")
-        for edge in edges:
+    band = _band(e, steps[inside], preds) if inside.any() else None
+    if band is not None:
+        lower, upper = band
+        if lower is not None and upper is not None:
+            ax.fill_between(steps[inside], lower, upper, color=color, alpha=0.15, lw=0, step="mid")
+        for edge in band:
             if edge is not None:
-                ax.plot(ws, edge, color=color, lw=0.8, ls=":")
+                ax.plot(steps[inside], edge, color=color, lw=0.8, ls=":")
     threshold = e.get("threshold")
     if threshold is not None:
         ws = steps[inside] if inside.any() else steps
@@ -162,12 +179,7 @@ def _zoom_range(record: dict, measure: str, last_step: int) -> tuple[float, floa
         pred = _prediction_at(preds.get(e.get("prediction") or ""), steps[mask])
         if pred is not None:
             extra.append(_finite(pred))
-            limits = e.get("limits")
-            if limits and VALUE_STATISTICS.match(e.get("statistic") or ""):
-                for x in limits:
-                    if x is not None:
-                        extra.append(_finite(np.atleast_1d(_to_measure_units(e, float(x), pred))))
-                        extra.append(_finite(np.atleast_1d(_to_measure_units(e, -float(x), pred))))
+        extra += [_finite(edge) for edge in (_band(e, steps[mask], preds) or ()) if edge is not None]
     full, part = _finite(values), _finite(values[inside])
     if not len(part) or not len(full):
         return None
@@ -274,7 +286,7 @@ def case_figure(record: dict, numbers: dict[str, int] | None = None) -> bytes | 
     traj = record.get("trajectories") or {}
     measures = [m for m in panel_measures(record) if traj.get(m, {}).get("steps")]
     expectations = record.get("expectations", [])
-    numbers = numbers or {e["name"]: i for i, e in enumerate(expectations, 1)}
+    numbers = numbers or expectation_numbers(record)
     scatters = []
     for e in expectations:
         m = _SPEARMAN.match(e.get("statistic") or "")

@@ -9,8 +9,8 @@ expectation: measured statistic, predicted value, tolerance, window and the last
 measurements. Records go to ``--harness-out`` (default ``results/``; ``""`` writes none).
 
 Under pytest-xdist (``pytest -n auto``; the plugin turns xdist's default ``--dist load`` into
-``--dist loadgroup`` unless ``--dist`` is given): every worker writes into the controller's one run folder (its run id is
-handed to the workers), each case runs on exactly one worker (a sweep group and its cases
+``--dist loadgroup`` unless ``--dist`` is given): every worker writes into the controller's one
+run folder (its run id is handed to the workers), each case runs on exactly one worker (a sweep group and its cases
 share an ``xdist_group``, so no case is run twice and no record written twice), each worker
 uses ``cores / workers`` torch threads, and on a machine with several visible GPUs worker
 ``gwK`` is pinned to visible GPU ``K mod count`` (indices are those of the caller's
@@ -197,11 +197,11 @@ def _result(config: pytest.Config, case: Case) -> CaseResult:
     key = (case.suite.file, case.suite.sha256, case.id)
     if key not in cache:
         result = run_case(case)
+        if config._harness_gpu is not None and case.device == "cuda":
+            result.info["cuda_device"] = physical_gpu(config._harness_gpu, os.environ.get("CUDA_VISIBLE_DEVICES"))
         out = config.getoption("--harness-out")
         if out:
             run_id = config._harness_run_id
-            if config._harness_gpu is not None:
-                result.info["cuda_device"] = physical_gpu(config._harness_gpu, os.environ.get("CUDA_VISIBLE_DEVICES"))
             path = record_path(Path(config.rootpath) / out, run_id, case.suite.id, case.id)
             result.info["record"] = str(write_json_atomic(path, result.record(run_id)))
         cache[key] = result

@@ -53,19 +53,29 @@ def _file_mode() -> int:
     return 0o666 & ~mask
 
 
+def _staged(path: Path, data: bytes) -> str:
+    """A temporary file beside ``path`` holding ``data``, flushed and fsync'ed, with the mode of an
+    ordinary new file; the caller moves it into place (and removes it if that fails)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        os.chmod(tmp, _file_mode())
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+    except BaseException:
+        os.unlink(tmp)
+        raise
+    return tmp
+
+
 def write_json_atomic(path: Path, payload: Any) -> Path:
     """Write ``payload`` to ``path`` atomically; if ``path`` exists, write ``path`` with a
     numbered suffix instead (an existing record is never replaced). Returns the path written."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(_clean(payload), indent=1, allow_nan=False)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.chmod(tmp, _file_mode())
+    tmp = _staged(path, json.dumps(_clean(payload), indent=1, allow_nan=False).encode("utf-8"))
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
         target, n = path, 1
         while True:
             try:
@@ -81,16 +91,10 @@ def write_json_atomic(path: Path, payload: Any) -> Path:
 
 def write_bytes_replacing(path: Path, data: bytes) -> Path:
     """Write ``data`` to ``path`` atomically, replacing what is there (a report's pages and
-    figures): temporary file in the same folder, fsync, ``os.replace``."""
+    figures): a staged temporary file, then ``os.replace``."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.chmod(tmp, _file_mode())
+    tmp = _staged(path, data)
     try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

@@ -22,7 +22,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from .errors import HarnessError
-from .figures import case_figure, sweep_figure
+from .figures import case_figure, expectation_numbers, sweep_figure
 from .records import RECORD_SCHEMA, SWEEP_SCHEMA, latest, read_records, write_bytes_replacing
 
 __all__ = ["build_report", "Report", "default_results"]
@@ -112,7 +112,7 @@ def _expectation_table(expectations: list[dict], numbers: dict[str, int]) -> str
 
 def _case_block(record: dict, src: str | None) -> str:
     case = record.get("case", {})
-    numbers = {e["name"]: i for i, e in enumerate(record.get("expectations", []), 1)}
+    numbers = expectation_numbers(record)
     n_fail = sum(not e.get("passed") for e in record.get("expectations", []))
     title = (f"{_verdict(record.get('status', '?'))} <b>{_e(case.get('id', '?'))}</b> "
              f"({len(numbers) - n_fail}/{len(numbers)} expectations hold)")
@@ -133,7 +133,7 @@ def _case_block(record: dict, src: str | None) -> str:
 
 
 def _sweep_block(record: dict, src: str | None) -> str:
-    numbers = {e["name"]: i for i, e in enumerate(record.get("expectations", []), 1)}
+    numbers = expectation_numbers(record)
     img = f'<img src="{_e(src)}" alt="{_e(record["suite"]["id"])} {_e(record["group"])}" loading="lazy">' if src else ""
     return (f'<figure id="{_e(_slug(record["suite"]["id"] + "--" + record["group"]))}">{img}<figcaption>'
             f"<p>{_verdict(record.get('status', '?'))} sweep group <b>{_e(record['group'])}</b> over "

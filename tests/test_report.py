@@ -113,6 +113,10 @@ def test_zoom_panel_only_when_the_windows_are_a_small_part_of_the_range():
     assert lo < 0.95 and 1.05 < hi < 2
     record["expectations"][0]["window"] = [0, 60]  # the window holds the fall: no zoom
     assert _zoom_range(record, "r", 99) is None
+    # a one-sided band of a ratio is not mirrored: median(r / p) in [0.9, 1.1] spans 0.9 .. 1.1
+    record["expectations"][0].update(window=[40, 60], statistic="median", compare="ratio", limits=[0.9, 1.1])
+    lo, hi = _zoom_range(record, "r", 99)
+    assert 0.8 < lo < 0.9 and 1.1 < hi < 1.2
 
 
 def test_report_cli(results, tmp_path, capsys):
