@@ -4,10 +4,10 @@ import time
 
 import torch
 
-from harness import (block_lanczos, gauss_newton_operator, hessian_operator, input_jacobians, lanczos, param_jvp,
-                     param_vjp, top_eigenpairs)
+from harness import (block_lanczos, count_flops, gauss_newton_operator, hessian_operator, input_jacobians, lanczos,
+                     param_jvp, param_vjp, top_eigenpairs)
 
-from .common import cuda_or_skip, gd_trajectory, jacobian_peak_bytes, reference_problem, seconds, sync
+from .common import cuda_or_skip, gd_trajectory, jacobian_peak_bytes, paired_ratio, reference_problem, seconds, sync
 
 PARAMS = (["mlp", "cnn"], ["cpu", "cuda"])
 NAMES = ["model", "device"]
@@ -161,6 +161,62 @@ class Ratios(_Reference):
         return peaks[1] / peaks[0]
 
 
+class PairedRatios(_Reference):
+    """The headline ratios of :class:`Ratios`, each the median of kernel/gradient ratios timed
+    back to back (:func:`~benchmarks.common.paired_ratio`): steadier on a shared machine."""
+
+    timeout = 900
+
+    def _ratio(self, fn):
+        return paired_ratio(fn, lambda: self.obj.value_and_grad(self.theta), self.device)
+
+    def track_hvp_reused_over_gradient_paired(self, model, device):
+        op = hessian_operator(self.obj, self.theta, "double_backward_reused")
+        return self._ratio(lambda: op @ self.v)
+
+    def track_lambda_max_cold_in_gradients_paired(self, model, device):
+        return self._ratio(lambda: lanczos(hessian_operator(self.obj, self.theta), tol=1e-3))
+
+    def track_lambda_max_cold_presampled_in_gradients_paired(self, model, device):
+        return self._ratio(lambda: top_eigenpairs(lambda o: hessian_operator(o, self.theta), self.obj, presample=0.125))
+
+
+class Flops:
+    """Counted cost (:mod:`harness.cost`): FLOPs of the products and convolutions of a kernel
+    over one full-batch gradient's. Exact and the same on every machine, so a kernel that starts
+    doing more arithmetic moves these rows with no timing noise; timing ratios below these
+    counts come from the gradient's elementwise work, which is not counted."""
+
+    params = [["mlp", "cnn"]]
+    param_names = ["model"]
+    timeout = 600
+
+    def setup(self, model):
+        torch.set_num_threads(1)
+        self.obj, self.theta, self.v = reference_problem(model, "cpu")
+        self.gradient = count_flops(lambda: self.obj.value_and_grad(self.theta))[1]
+
+    def _in_gradients(self, fn):
+        return count_flops(fn)[1] / self.gradient
+
+    def track_hvp_reused_flops_over_gradient(self, model):
+        op = hessian_operator(self.obj, self.theta, "double_backward_reused")
+        return self._in_gradients(lambda: op @ self.v)
+
+    def track_hvp_forward_over_reverse_flops_over_gradient(self, model):
+        return self._in_gradients(lambda: hessian_operator(self.obj, self.theta, "forward_over_reverse") @ self.v)
+
+    def track_gauss_newton_flops_over_gradient(self, model):
+        return self._in_gradients(lambda: gauss_newton_operator(self.obj, self.theta) @ self.v)
+
+    def track_lambda_max_cold_flops_in_gradients(self, model):
+        return self._in_gradients(lambda: lanczos(hessian_operator(self.obj, self.theta), tol=1e-3))
+
+    def track_lambda_max_cold_presampled_flops_in_gradients(self, model):
+        return self._in_gradients(lambda: top_eigenpairs(lambda o: hessian_operator(o, self.theta), self.obj,
+                                                         presample=0.125))
+
+
 class WarmStarts(_Reference):
     """lambda_max re-estimated along a GD trajectory (step 1/lambda_max(theta_0), 10 steps),
     every step, warm-started from the previous eigenvector(s); the inputs are the trajectory."""
@@ -190,6 +246,16 @@ class WarmStarts(_Reference):
             v = res.eigenvectors
         return sum(hvps) / len(hvps), sum(seconds_[1:]) / len(hvps) / self.gradient
 
+    def track_lambda_max_along_gd_flops_in_gradients(self, model, device):
+        """Counted FLOPs per warm measurement beyond the step's own gradient, in gradients."""
+        gradient = count_flops(lambda: self.obj.value_and_grad(self.theta))[1]
+        v, extra = self.v1, []
+        for theta in self.path[1:]:
+            res, flops = count_flops(lambda: top_eigenpairs(lambda o: hessian_operator(o, theta), self.obj, v0=v))
+            extra.append(flops / gradient - 1)
+            v = res.eigenvectors
+        return sum(extra) / len(extra)
+
     def track_hvps_per_lambda_max_along_gd(self, model, device):
         return self._walk(1)[0]
 
@@ -200,7 +266,7 @@ class WarmStarts(_Reference):
         return self._walk(4)[0]
 
 
-for _cls in (Kernels, Ratios, WarmStarts):
+for _cls in (Kernels, Ratios, PairedRatios, Flops, WarmStarts):
     for _name in dir(_cls):
         if _name.startswith("track_"):
             getattr(_cls, _name).unit = "ratio" if "over" in _name or "gradients" in _name else "HVPs"

@@ -100,6 +100,33 @@ def gd_trajectory(obj, theta, lr: float, steps: int):
     return out
 
 
+def paired_ratio(fn, reference, device: str, repeat: int | None = None) -> float:
+    """Median over ``2 * repeat + 1`` rounds of ``time(fn) / time(reference)``, the two timed
+    back to back in alternating order: a shared machine's load drifts over seconds, and a
+    ratio of two medians taken one after the other moves with it (1.1 to 1.9 for the same
+    HVP here), a median of paired ratios much less (1.41 to 1.46)."""
+    repeat = REPEAT if repeat is None else repeat
+
+    def timed(f):
+        t0 = time.perf_counter()
+        f()
+        sync(device)
+        return time.perf_counter() - t0
+
+    fn(), reference()
+    sync(device)
+    ratios = []
+    for i in range(2 * repeat + 1):
+        if i % 2:
+            a = timed(reference)
+            b = timed(fn)
+        else:
+            b = timed(fn)
+            a = timed(reference)
+        ratios.append(b / a)
+    return sorted(ratios)[len(ratios) // 2]
+
+
 def seconds(fn, device: str, repeat: int | None = None) -> float:
     """Median wall time of ``fn`` (synchronised on CUDA), for ratio benchmarks."""
     repeat = REPEAT if repeat is None else repeat

@@ -5,9 +5,10 @@ curvlinops (``HessianLinearOperator`` + ``scipy.sparse.linalg.eigsh``) against t
 kernels on the two reference models of ``benchmarks/common.py``, one CPU thread, float32, the
 same data and criterion (curvlinops gets ``MSELoss(reduction="sum")``, whose Hessian is ``2n``
 times ours; its eigenvalue is divided by ``2n``). Each row: time as a multiple of one full-batch
-gradient measured in the same process, Hessian-vector products used, the error of the
-eigenvalue against a float64 Lanczos reference (residual 1e-9), and the relative Ritz residual
-``||H y - lam y|| / lam`` of the returned pair, recomputed with this package's HVP.
+gradient measured in the same process, its counted FLOPs (products and convolutions,
+:mod:`harness.cost`) as a multiple of the gradient's, Hessian-vector products used, the error
+of the eigenvalue against a float64 Lanczos reference (residual 1e-9), and the relative Ritz
+residual ``||H y - lam y|| / lam`` of the returned pair, recomputed with this package's HVP.
 
 Peers are an optional extra (``pip install -e '.[peers]'``); a missing peer is reported, not fatal.
 """
@@ -20,7 +21,7 @@ import time
 import numpy as np
 import torch
 
-from harness import hessian_operator, lanczos, top_eigenpairs
+from harness import count_flops, hessian_operator, lanczos, top_eigenpairs
 from harness.losses import mse
 
 from .common import reference_problem
@@ -92,33 +93,36 @@ def _curvlinops(obj, theta):
 
 
 def _hvp_rows(obj, theta, v, repeat):
+    """``{method: (seconds, flops)}`` of one HVP; ``None`` for a peer that is not installed."""
     rows = {}
     op = hessian_operator(obj, theta)
-    rows["theory-harness, reused graph"] = _seconds(lambda: op @ v, repeat)[0]
-    rows["theory-harness, forward-over-reverse"] = _seconds(
-        lambda: hessian_operator(obj, theta, "forward_over_reverse") @ v, repeat)[0]
+    fns = {"theory-harness, reused graph": lambda: op @ v,
+           "theory-harness, forward-over-reverse": lambda: hessian_operator(obj, theta, "forward_over_reverse") @ v}
     try:
         from curvlinops import HessianLinearOperator
 
         net = obj.model.module
         H = HessianLinearOperator(net, torch.nn.MSELoss(reduction="sum"), list(net.parameters()),
                                   [(obj.inputs, obj.targets)], check_deterministic=False)
-        rows["curvlinops H @ v"] = _seconds(lambda: H @ v, repeat)[0]
+        fns["curvlinops H @ v"] = lambda: H @ v
     except ImportError:
         rows["curvlinops H @ v"] = None
+    for name, fn in fns.items():
+        rows[name] = (_seconds(fn, repeat)[0], count_flops(fn)[1])
     return rows
 
 
 def run(models, repeat: int):
     torch.set_num_threads(1)
-    lines = ["| model | method | time (gradients) | HVPs | error of lambda_max | relative residual |",
-             "|---|---|---|---|---|---|"]
-    hvp_lines = ["| model | one HVP | time (gradients) |", "|---|---|---|"]
+    lines = ["| model | method | time (gradients) | FLOPs (gradients) | HVPs | error of lambda_max | relative residual |",
+             "|---|---|---|---|---|---|---|"]
+    hvp_lines = ["| model | one HVP | time (gradients) | FLOPs (gradients) |", "|---|---|---|---|"]
     for model in models:
         obj, theta, v = reference_problem(model, "cpu")
         obj64, theta64, _ = reference_problem(model, "cpu", torch.float64)
         ref = lanczos(hessian_operator(obj64, theta64), tol=1e-9, max_iter=400).top()
         grad = _seconds(lambda: obj.value_and_grad(theta), repeat)[0]
+        grad_flops = count_flops(lambda: obj.value_and_grad(theta))[1]
         methods = {
             "theory-harness Lanczos (reused graph)": lambda: _ours(obj, theta),
             "theory-harness Lanczos, presampled 1/8": lambda: _ours(obj, theta, 0.125),
@@ -129,12 +133,14 @@ def run(models, repeat: int):
             try:
                 t, (lam, y, n) = _seconds(fn, repeat)
             except ImportError as exc:
-                lines.append(f"| {model} | {name} | not installed ({exc.name}) | | | |")
+                lines.append(f"| {model} | {name} | not installed ({exc.name}) | | | | |")
                 continue
-            lines.append(f"| {model} | {name} | {t / grad:.1f} | {n:g} | {abs(lam - ref) / ref:.1e} | "
-                         f"{_residual(obj, theta, lam, y.to(theta.dtype)):.1e} |")
-        for name, t in _hvp_rows(obj, theta, v, repeat).items():
-            hvp_lines.append(f"| {model} | {name} | {'not installed' if t is None else f'{t / grad:.2f}'} |")
+            flops = count_flops(fn)[1]
+            lines.append(f"| {model} | {name} | {t / grad:.1f} | {flops / grad_flops:.1f} | {n:g} | "
+                         f"{abs(lam - ref) / ref:.1e} | {_residual(obj, theta, lam, y.to(theta.dtype)):.1e} |")
+        for name, row in _hvp_rows(obj, theta, v, repeat).items():
+            cells = "not installed | " if row is None else f"{row[0] / grad:.2f} | {row[1] / grad_flops:.2f}"
+            hvp_lines.append(f"| {model} | {name} | {cells} |")
     return "\n".join(lines) + "\n\n" + "\n".join(hvp_lines)
 
 

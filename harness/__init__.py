@@ -11,6 +11,7 @@ from .curvature import (HVP_STRATEGIES, gauss_newton_operator, hessian_operator,
                         param_jvp, param_vjp)
 from .spectrum import EigResult, block_lanczos, lanczos
 from .sharpness import top_eigenpairs
+from .cost import count_flops, flops_in_gradients
 
 # update rules and predictions
 from .optimizers import GD, OPTIMIZERS, SAM, HeavyBall, Nesterov, SAMUnnormalized, ScaledSGD, TwoRateGD
@@ -49,7 +50,7 @@ __all__ = [
     # objective and curvature kernels
     "Objective", "FlatModule", "LinearOperator", "HVP_STRATEGIES", "hessian_operator", "hvp",
     "gauss_newton_operator", "param_jvp", "param_vjp", "input_jacobians", "EigResult", "lanczos",
-    "block_lanczos", "top_eigenpairs",
+    "block_lanczos", "top_eigenpairs", "count_flops", "flops_in_gradients",
     # update rules and predictions
     "OPTIMIZERS", "GD", "HeavyBall", "Nesterov", "SAM", "SAMUnnormalized", "TwoRateGD", "ScaledSGD",
     "PREDICTIONS", "gd_edge", "heavy_ball_edge", "nesterov_edge", "sam_edge", "sam_unnormalized_edge",
