@@ -3,6 +3,7 @@ timing anything: speed is for asv and pytest-benchmark, never for asserts."""
 
 import inspect
 import itertools
+import re
 import shutil
 import subprocess
 import sys
@@ -51,3 +52,26 @@ def test_benchmark_runs_once(cls, name, point, monkeypatch):
 def test_asv_discovers_the_benchmarks():
     proc = subprocess.run(["asv", "check", "--python=same"], cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def _asv_index() -> str:
+    asv = pytest.importorskip("asv")
+    return (Path(asv.__file__).parent / "www" / "index.html").read_text(encoding="utf-8")
+
+
+def test_offline_html_serves_every_asv_dependency_locally(tmp_path):
+    """Every CDN script and style sheet of the installed asv's report page is rewritten to a
+    vendored file that exists, and the page then names no CDN; an unknown address is exit 2."""
+    from benchmarks import offline_html
+
+    (tmp_path / "index.html").write_text(_asv_index(), encoding="utf-8")
+    assert offline_html.main([str(tmp_path)]) == 0
+    page = (tmp_path / "index.html").read_text(encoding="utf-8")
+    assert not re.search(r'<(script|link)\b[^>]*(src|href)="https?://', page), "a dependency still comes from the network"
+    for ref in re.findall(r'(?:src|href)="(vendor/[^"]+)"', page):
+        assert (tmp_path / ref).is_file(), ref
+    assert "integrity=" not in page
+
+    (tmp_path / "index.html").write_text('<script src="https://cdn.example/new-lib.js"></script>', encoding="utf-8")
+    assert offline_html.main([str(tmp_path)]) == 2
+    assert offline_html.main([str(tmp_path / "missing")]) == 2
