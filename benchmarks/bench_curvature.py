@@ -4,7 +4,7 @@ import time
 
 import torch
 
-from harness import (block_lanczos, count_flops, gauss_newton_operator, hessian_operator, input_jacobians, lanczos,
+from harness import (block_lanczos, count_flops, flops_in_gradients, gauss_newton_operator, hessian_operator, input_jacobians, lanczos,
                      param_jvp, param_vjp, top_eigenpairs)
 
 from .common import cuda_or_skip, gd_trajectory, jacobian_peak_bytes, paired_ratio, reference_problem, seconds, sync
@@ -194,10 +194,9 @@ class Flops:
     def setup(self, model):
         torch.set_num_threads(1)
         self.obj, self.theta, self.v = reference_problem(model, "cpu")
-        self.gradient = count_flops(lambda: self.obj.value_and_grad(self.theta))[1]
 
     def _in_gradients(self, fn):
-        return count_flops(fn)[1] / self.gradient
+        return flops_in_gradients(fn, self.obj, self.theta)[1]
 
     def track_hvp_reused_flops_over_gradient(self, model):
         op = hessian_operator(self.obj, self.theta, "double_backward_reused")

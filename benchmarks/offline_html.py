@@ -42,7 +42,7 @@ def localise(html: str) -> str:
     raises ``KeyError`` naming an address with no vendored file."""
 
     def swap(m: re.Match) -> str:
-        tag, attr, url = m.groups()
+        tag, _, url = m.groups()
         if tag == "link" and "stylesheet" not in m.group(0):
             return m.group(0)  # an ordinary link (asv's home page), not a dependency
         name = url.rsplit("/", 1)[-1]

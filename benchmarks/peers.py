@@ -30,13 +30,14 @@ TOL = 1e-3
 
 
 def _seconds(fn, repeat: int):
-    out = fn()
+    """``(median seconds, result, flops)``: the untimed warm-up call is the one counted."""
+    out, flops = count_flops(fn)
     times = []
     for _ in range(repeat):
         t0 = time.perf_counter()
         out = fn()
         times.append(time.perf_counter() - t0)
-    return float(np.median(times)), out
+    return float(np.median(times)), out, flops
 
 
 def _residual(obj, theta, lam: float, y: torch.Tensor) -> float:
@@ -108,7 +109,7 @@ def _hvp_rows(obj, theta, v, repeat):
     except ImportError:
         rows["curvlinops H @ v"] = None
     for name, fn in fns.items():
-        rows[name] = (_seconds(fn, repeat)[0], count_flops(fn)[1])
+        rows[name] = _seconds(fn, repeat)[::2]
     return rows
 
 
@@ -121,8 +122,7 @@ def run(models, repeat: int):
         obj, theta, v = reference_problem(model, "cpu")
         obj64, theta64, _ = reference_problem(model, "cpu", torch.float64)
         ref = lanczos(hessian_operator(obj64, theta64), tol=1e-9, max_iter=400).top()
-        grad = _seconds(lambda: obj.value_and_grad(theta), repeat)[0]
-        grad_flops = count_flops(lambda: obj.value_and_grad(theta))[1]
+        grad, _, grad_flops = _seconds(lambda: obj.value_and_grad(theta), repeat)
         methods = {
             "theory-harness Lanczos (reused graph)": lambda: _ours(obj, theta),
             "theory-harness Lanczos, presampled 1/8": lambda: _ours(obj, theta, 0.125),
@@ -131,11 +131,10 @@ def run(models, repeat: int):
         }
         for name, fn in methods.items():
             try:
-                t, (lam, y, n) = _seconds(fn, repeat)
+                t, (lam, y, n), flops = _seconds(fn, repeat)
             except ImportError as exc:
                 lines.append(f"| {model} | {name} | not installed ({exc.name}) | | | | |")
                 continue
-            flops = count_flops(fn)[1]
             lines.append(f"| {model} | {name} | {t / grad:.1f} | {flops / grad_flops:.1f} | {n:g} | "
                          f"{abs(lam - ref) / ref:.1e} | {_residual(obj, theta, lam, y.to(theta.dtype)):.1e} |")
         for name, row in _hvp_rows(obj, theta, v, repeat).items():
