@@ -1,7 +1,8 @@
 """pytest plugin (entry point ``pytest11``): suite files become test items, one per case.
 
 Every ``*.toml`` under the ini option ``harness_suite_dirs`` (default ``suites``), or named
-on the command line, is a suite. Items carry the ``slow`` marker (unless the suite says
+on the command line, is a suite, and so is every ``*.toml`` with a ``[suite]`` table under a
+folder named on the command line (``pytest path/to/my_suites``, wherever the folder is). Items carry the ``slow`` marker (unless the suite says
 ``slow = false``) and ``cuda`` for CUDA cases; a CUDA item on a machine without a GPU is
 *skipped with a reason*, never dropped. ``--device cpu|cuda|all`` picks the devices that run
 (the others are skipped, with the reason). A failed item prints, for each failed
@@ -11,7 +12,8 @@ measurements. Records go to ``--harness-out`` (default ``results/``; ``""`` writ
 Under pytest-xdist (``pytest -n auto``; the plugin turns xdist's default ``--dist load`` into
 ``--dist loadgroup`` unless ``--dist`` is given): every worker writes into the controller's one
 run folder (its run id is handed to the workers), each case runs on exactly one worker (a sweep group and its cases
-share an ``xdist_group``, so no case is run twice and no record written twice), each worker
+share a group, so no case is run twice and no record written twice; the controller computes the
+groups from the suite files itself, see :class:`SuiteGroups`), each worker
 uses ``cores / workers`` torch threads, and on a machine with several visible GPUs worker
 ``gwK`` is pinned to visible GPU ``K mod count`` (indices are those of the caller's
 ``CUDA_VISIBLE_DEVICES``). ``--harness-cuda-workers one`` (the default with fewer than two
@@ -21,6 +23,7 @@ GPUs) keeps every CUDA item on one worker.
 from __future__ import annotations
 
 import os
+import re
 import shlex
 from pathlib import Path
 
@@ -28,6 +31,7 @@ import pytest
 import torch
 
 from .errors import HarnessError
+from .registry import load_plugins
 from .records import new_run_id, record_path, write_json_atomic
 from .runner import Case, CaseResult, cuda_available, evaluate_sweeps, expand, group_key, run_case, sweep_record
 from .suite import load_suite
@@ -47,6 +51,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="theory-harness: torch CPU threads (default: torch's; under xdist cores // workers)")
     parser.addini("harness_suite_dirs", "folders whose *.toml files are theory-harness suites",
                   type="args", default=["suites"])
+    parser.addini("harness_plugins", "modules imported before any suite is read (plugins that register problems, "
+                  "update rules, measures, predictions, losses or data sets); entry points of the group "
+                  "'theory_harness.plugins' are loaded without it", type="args", default=[])
 
 
 def worker_gpu_index(worker_id: str, count: int) -> int | None:
@@ -76,6 +83,10 @@ def pytest_configure(config: pytest.Config) -> None:
     worker = getattr(config, "workerinput", None)
     if worker is not None and worker.get("harness_loadgroup"):
         config.option.loadgroup = True  # xdist's worker reads it when it names the items
+    try:  # plugin modules register their kinds before any suite is collected
+        load_plugins(config.getini("harness_plugins"), entry_points=False)
+    except HarnessError as exc:
+        raise pytest.UsageError(f"theory-harness: ini option harness_plugins: {exc}") from None
     config._harness_run_id = (worker or {}).get("harness_run_id") or new_run_id()
     config._harness_results = {}
     config._harness_gpu = None
@@ -124,19 +135,37 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     return lines
 
 
+_SUITE_TABLE = re.compile(r"^\s*\[suite\]\s*(#.*)?$", re.MULTILINE)
+
+
+def looks_like_suite(file_path: Path) -> bool:
+    """A ``.toml`` file with a top-level ``[suite]`` table (``pyproject.toml`` and other
+    configuration files have none). Unreadable text counts as a suite, so that a broken
+    suite file is reported rather than passed over."""
+    try:
+        return bool(_SUITE_TABLE.search(file_path.read_text(encoding="utf-8")))
+    except (OSError, UnicodeDecodeError):
+        return True
+
+
 def _is_suite(file_path: Path, parent: pytest.Collector) -> bool:
+    """A suite is a ``.toml`` file named on the command line, any ``.toml`` file under a folder
+    of the ini option ``harness_suite_dirs``, or a ``.toml`` file with a ``[suite]`` table under a
+    folder named on the command line (``pytest path/to/my_suites`` wherever that folder is)."""
     if file_path.suffix != ".toml":
         return False
-    if parent.session.isinitpath(file_path):
+    session = parent.session
+    if session.isinitpath(file_path):
         return True
+    resolved = file_path.resolve()
     root = Path(parent.config.rootpath)
     for d in parent.config.getini("harness_suite_dirs"):
-        try:
-            file_path.resolve().relative_to((root / d).resolve())
+        if resolved.is_relative_to((root / d).resolve()):
             return True
-        except ValueError:
-            continue
-    return False
+    named = [Path(str(a).split("::")[0]) for a in parent.config.args]
+    under_named = any(resolved.is_relative_to((Path(parent.config.invocation_params.dir) / a).resolve())
+                      for a in named)
+    return under_named and looks_like_suite(file_path)
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector):
@@ -208,37 +237,128 @@ def _result(config: pytest.Config, case: Case) -> CaseResult:
     return cache[key]
 
 
+def suite_items(suite, cuda_one_worker: bool) -> tuple[list[Case], dict[str, dict[str, Case]], dict[str, str]]:
+    """A suite's cases, its sweep groups ``{key: {case id: case}}`` and ``{item name: xdist
+    group}`` for the items that must share a worker (a case item is named by its case id, a
+    sweep item ``sweep[KEY]``). The collector and the controller's scheduler both use it."""
+    cases = expand(suite)
+    sweeps: dict[str, dict[str, Case]] = {}
+    for e in suite.sweep_expectations:
+        for case in cases:
+            sweeps.setdefault(group_key(case, e.across), {})[case.id] = case
+    by_case = xdist_groups(suite.id, cases, sweeps, cuda_one_worker)
+    names = dict(by_case)
+    for key, members in sweeps.items():
+        group = by_case.get(next(iter(members)))
+        if group is not None:
+            names[f"sweep[{key}]"] = group
+    return cases, sweeps, names
+
+
+def _relative(path: Path, root: Path) -> Path:
+    try:
+        return path.relative_to(root)
+    except ValueError:
+        return path
+
+
 class SuiteFile(pytest.File):
     def collect(self):
-        try:
-            rel = self.path.relative_to(self.config.rootpath)
-        except ValueError:
-            rel = self.path
-        suite = load_suite(rel)
-        cases = expand(suite)
-        groups: dict[str, dict[str, Case]] = {}
-        for e in suite.sweep_expectations:
-            for case in cases:
-                groups.setdefault(group_key(case, e.across), {})[case.id] = case
-        worker_groups = xdist_groups(suite.id, cases, groups, _cuda_one_worker(self.config))
+        # named as the command line would name it: relative to where pytest was started
+        suite = load_suite(_relative(self.path, Path(self.config.invocation_params.dir)))
+        cases, sweeps, groups = suite_items(suite, _cuda_one_worker(self.config))
         for case in cases:
-            item = _mark(CaseItem.from_parent(self, name=case.id, case=case), suite, case.device)
-            yield _group(item, worker_groups.get(case.id))
-        for key, by_id in groups.items():
+            yield _group(_mark(CaseItem.from_parent(self, name=case.id, case=case), suite, case.device),
+                         groups.get(case.id))
+        for key, by_id in sweeps.items():
             members = list(by_id.values())
-            item = SweepItem.from_parent(self, name=f"sweep[{key}]", suite=suite, key=key, cases=members)
-            yield _group(_mark(item, suite, members[0].device), worker_groups.get(members[0].id))
+            name = f"sweep[{key}]"
+            item = SweepItem.from_parent(self, name=name, suite=suite, key=key, cases=members)
+            yield _group(_mark(item, suite, members[0].device), groups.get(name))
 
     def repr_failure(self, excinfo, style=None):
         if isinstance(excinfo.value, HarnessError):
-            return str(excinfo.value)
+            return _message_repr(excinfo)
         return super().repr_failure(excinfo)
 
 
+def _message_repr(excinfo):
+    """The exception's own text, no traceback; its first line is the reason pytest's short test
+    summary prints (``ERROR suites/x.toml - suites/x.toml: run.stepz: unknown key``)."""
+    rep = excinfo.getrepr(style="value")
+    if getattr(rep, "reprcrash", None) is not None:
+        rep.reprcrash.message = str(excinfo.value).split("\n", 1)[0]  # without the exception's class
+    return rep
+
+
+# --- pytest-xdist: the controller's scheduler ----------------------------------------------------
+
+class SuiteGroups:
+    """``nodeid -> xdist group`` for suite items, computed on the controller from the suite files.
+
+    pytest-xdist's ``loadgroup`` learns an item's group from a ``@group`` suffix that each worker
+    appends to the item's node id. pytest 9.2 builds node ids from a structured ``NodeId`` and no
+    longer reads the attribute xdist writes, so with pytest >= 9.2 and pytest-xdist <= 3.8 the
+    suffix is silently lost and grouped items are spread like ``--dist load`` (pytest-xdist issue
+    1386). The harness does not depend on that side channel: the controller loads the suite file
+    a node id names and computes the same groups the collector marks."""
+
+    def __init__(self, rootpath: Path, cuda_one_worker: bool):
+        self.rootpath, self.cuda_one_worker = Path(rootpath), cuda_one_worker
+        self._files: dict[str, dict[str, str]] = {}
+
+    def __call__(self, nodeid: str) -> str | None:
+        if nodeid.rfind("@") > nodeid.rfind("]"):  # the suffix older pytest keeps
+            nodeid = nodeid[:nodeid.rfind("@")]
+        path, sep, name = nodeid.partition("::")
+        if not sep or not path.endswith(".toml"):
+            return None
+        if path not in self._files:
+            try:
+                suite = load_suite(self.rootpath / path)
+                self._files[path] = suite_items(suite, self.cuda_one_worker)[2]
+            except (HarnessError, OSError):
+                self._files[path] = {}
+        return self._files[path].get(name)
+
+
+@pytest.hookimpl(optionalhook=True, tryfirst=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log):
+    """Under ``--dist loadgroup`` (the plugin's default under ``-n``), xdist's own group scheduler
+    with the suite items' groups computed here (see :class:`SuiteGroups`); other items keep the
+    group of their ``xdist_group`` mark where xdist still sees it, else run anywhere."""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadGroupScheduling
+
+    groups = SuiteGroups(config.rootpath, _cuda_one_worker(config))
+
+    class SuiteGroupScheduling(LoadGroupScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            group = groups(nodeid)
+            return f"theory-harness::{group}" if group is not None else super()._split_scope(nodeid)
+
+    return SuiteGroupScheduling(config, log)
+
+
+def _failed_names(verdicts) -> str:
+    names = [v.name for v in verdicts if not v.passed]
+    return f"{len(names)} expectation(s) failed: {', '.join(names)}"
+
+
 class CaseFailed(Exception):
+    """A case whose expectations did not all hold; its text is the reason (first line) and a
+    table per failed expectation."""
+
     def __init__(self, result: CaseResult):
         self.result = result
-        super().__init__(f"{sum(not v.passed for v in result.verdicts)} expectation(s) failed")
+        case = result.case
+        head = f"{case.suite.id} [{case.id}] ({case.suite.file}): {case.suite.claim}"
+        if result.error:
+            reason = f"the case raised {result.error}"
+        else:
+            reason = "; ".join(filter(None, [_failed_names(result.verdicts), result.divergence_message]))
+        super().__init__("\n\n".join([reason, head] + [failure_table(v) for v in result.verdicts if not v.passed]))
 
 
 class CaseItem(pytest.Item):
@@ -254,12 +374,8 @@ class CaseItem(pytest.Item):
             raise CaseFailed(result)
 
     def repr_failure(self, excinfo, style=None):
-        if isinstance(excinfo.value, CaseFailed):
-            r = excinfo.value.result
-            head = f"{self.case.suite.id} [{self.case.id}] ({self.case.suite.file}): {r.case.suite.claim}"
-            return "\n\n".join([head] + [failure_table(v) for v in r.verdicts if not v.passed])
-        if isinstance(excinfo.value, HarnessError):
-            return str(excinfo.value)
+        if isinstance(excinfo.value, (CaseFailed, HarnessError)):
+            return _message_repr(excinfo)
         return super().repr_failure(excinfo)
 
     def reportinfo(self):
@@ -267,9 +383,16 @@ class CaseItem(pytest.Item):
 
 
 class SweepFailed(Exception):
-    def __init__(self, verdicts):
+    """Sweep expectations of one group that did not all hold (or no case produced a result)."""
+
+    def __init__(self, suite, key: str, verdicts):
         self.verdicts = verdicts
-        super().__init__(f"{sum(not v.passed for v in verdicts)} sweep expectation(s) failed")
+        head = f"{suite.id} [{key}] ({suite.file}): {suite.claim}"
+        if not verdicts:
+            super().__init__(f"no case of this sweep group produced a result\n\n{head}")
+        else:
+            super().__init__("\n\n".join([_failed_names(verdicts), head]
+                                          + [failure_table(v) for v in verdicts if not v.passed]))
 
 
 class SweepItem(pytest.Item):
@@ -288,14 +411,11 @@ class SweepItem(pytest.Item):
             path = Path(self.config.rootpath) / out / run_id / self.suite.id / f"sweep-{self.key}.json"
             write_json_atomic(path, sweep_record(self.suite, self.key, members, verdicts, run_id))
         if not verdicts or not all(v.passed for v in verdicts):
-            raise SweepFailed(verdicts)
+            raise SweepFailed(self.suite, self.key, verdicts)
 
     def repr_failure(self, excinfo, style=None):
-        if isinstance(excinfo.value, SweepFailed):
-            head = f"{self.suite.id} [{self.key}] ({self.suite.file}): {self.suite.claim}"
-            if not excinfo.value.verdicts:
-                return head + "\n\nno case of this sweep group produced a result"
-            return "\n\n".join([head] + [failure_table(v) for v in excinfo.value.verdicts if not v.passed])
+        if isinstance(excinfo.value, (SweepFailed, HarnessError)):
+            return _message_repr(excinfo)
         return super().repr_failure(excinfo)
 
     def reportinfo(self):

@@ -41,10 +41,35 @@ def test_failing_case_prints_its_table(pytester):
 
 def test_malformed_suite_is_a_collection_error_without_traceback(pytester):
     _suite(pytester, VALID.replace("steps = 60", "stepz = 60"))
-    result = pytester.runpytest()
+    result = pytester.runpytest("-ra")
     result.stdout.fnmatch_lines(["*suites/tiny.toml: run.stepz: unknown key (did you mean 'steps'?)*"])
     assert "Traceback" not in result.stdout.str()
     assert result.ret != 0
+
+
+def test_short_summary_names_the_file_and_key_of_a_collection_error(pytester, monkeypatch):
+    monkeypatch.setenv("CI", "true")  # pytest prints the short summary's reasons untrimmed on CI
+    _suite(pytester, VALID.replace("steps = 60", "stepz = 60"))
+    result = pytester.runpytest("-ra")
+    result.stdout.fnmatch_lines(["ERROR suites/tiny.toml - suites/tiny.toml: run.stepz: unknown key*"])
+
+
+def test_short_summary_names_the_failed_expectations(pytester, monkeypatch):
+    monkeypatch.setenv("CI", "true")
+    _suite(pytester, VALID.replace("bound = 0.9", "bound = 0.1"))
+    result = pytester.runpytest("-ra", "--device", "cpu", "--harness-out", "")
+    result.stdout.fnmatch_lines(["FAILED suites/tiny.toml::lr=0.1-seed=0-cpu - 1 expectation(s) failed: "
+                                 "sharpness_below_edge"])
+
+
+def test_a_suite_folder_named_on_the_command_line_is_collected_wherever_it_is(pytester):
+    pytester.makefile(".toml", **{"elsewhere/my_suites/tiny": VALID,
+                                  "elsewhere/my_suites/pyproject": '[project]\nname = "x"\n'})
+    result = pytester.runpytest("elsewhere/my_suites", "--device", "cpu", "--harness-out", "", "-q")
+    result.assert_outcomes(passed=4, skipped=4)  # tiny.toml's cases; pyproject.toml is not a suite
+    result = pytester.runpytest("elsewhere", "--collect-only", "-q")
+    assert sum("tiny.toml::" in line for line in result.outlines) == 8
+    assert not any("pyproject.toml" in line for line in result.outlines)
 
 
 def test_sweep_items_pass_and_fail_with_a_table(pytester):
@@ -64,7 +89,7 @@ import re  # noqa: E402
 
 import pytest  # noqa: E402
 
-from harness.pytest_plugin import physical_gpu, worker_gpu_index, xdist_groups  # noqa: E402
+from harness.pytest_plugin import SuiteGroups, physical_gpu, worker_gpu_index, xdist_groups  # noqa: E402
 from harness.runner import expand, group_key  # noqa: E402
 from harness.suite import load_suite  # noqa: E402
 
@@ -117,3 +142,18 @@ def test_worker_gpu_pinning_respects_the_callers_visible_devices():
     assert [worker_gpu_index(f"gw{k}", 4) for k in range(6)] == [0, 1, 2, 3, 0, 1]
     assert worker_gpu_index("gw3", 0) is None and worker_gpu_index("master", 2) is None
     assert physical_gpu(1, "3,5") == "5" and physical_gpu(0, " 7 , 2") == "7" and physical_gpu(1, None) == "1"
+
+
+def test_the_controller_computes_suite_groups_from_node_ids(tmp_path):
+    """pytest >= 9.2 drops the ``@group`` suffix xdist <= 3.8 writes; the scheduler must not need it."""
+    from suite_text import write
+
+    (tmp_path / "suites").mkdir()
+    write(tmp_path / "suites", VALID + SWEEP.replace("BOUND", "0"), name="tiny.toml")
+    groups = SuiteGroups(tmp_path, cuda_one_worker=True)
+    case, other = groups("suites/tiny.toml::lr=0.1-seed=0-cpu"), groups("suites/tiny.toml::lr=0.2-seed=0-cpu")
+    assert case is not None and case == other == groups("suites/tiny.toml::sweep[across=lr-seed=0-cpu]")
+    assert case != groups("suites/tiny.toml::lr=0.1-seed=1-cpu")
+    assert groups("suites/tiny.toml::lr=0.1-seed=0-cpu@anything") == case  # older pytest keeps the suffix
+    assert groups("suites/tiny.toml::lr=0.1-seed=0-cuda") == "theory-harness-cuda"
+    assert groups("tests/test_x.py::test_y") is None and groups("suites/missing.toml::a") is None
