@@ -1,24 +1,29 @@
 """``theory-harness run | list | report | compare``.
 
 Exit codes: 0 every expectation holds (``compare``: none went from passing to failing), 1 at
-least one failed (``compare``: one that held on BASE fails on HEAD), 2 bad input or usage.
+least one failed (``compare``: one that held on BASE fails on HEAD), 2 bad input or usage (a
+malformed suite or record, an output that cannot be written, a path that does not exist), with
+one line ``theory-harness: error: FILE: key.path: what was expected``. Nothing else exits 1:
+an error the checks did not foresee is also exit 2, with a one-line message.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import traceback
 from pathlib import Path
 
 import torch
 
 from .errors import HarnessError
-from .records import new_run_id, record_path, write_bytes_replacing, write_json_atomic
+from .registry import load_plugins
+from .records import new_run_id, record_path, writable_file, writable_folder, write_bytes_replacing, write_json_atomic
 from .runner import CaseResult, cuda_available, default_device, evaluate_sweeps, expand, run_case, sweep_record
-from .suite import Suite, load_suite
+from .suite import Suite, check_unique_ids, load_suite
 from .tables import SUMMARY_HEADER, format_table, summary_rows
 
-__all__ = ["main", "find_suites"]
+__all__ = ["main", "find_suites", "load_suites"]
 
 
 def find_suites(paths: list[str]) -> list[Path]:
@@ -28,16 +33,28 @@ def find_suites(paths: list[str]) -> list[Path]:
             raise HarnessError("no suite paths given and no 'suites/' folder in the current directory")
         paths = ["suites"]
     files: list[Path] = []
+    seen: set[Path] = set()
     for p in map(Path, paths):
         if p.is_dir():
-            files.extend(sorted(p.rglob("*.toml")))
-        elif p.is_file():
-            files.append(p)
+            found = sorted(f for f in p.rglob("*.toml") if f.is_file())
+        elif p.exists():
+            found = [p]
         else:
             raise HarnessError(f"{p}: no such file or folder")
+        for f in found:  # a file named twice (or under two named folders) is one suite
+            if f.resolve() not in seen:
+                seen.add(f.resolve())
+                files.append(f)
     if not files:
-        raise HarnessError(f"no suite files (*.toml) under {', '.join(paths)}")
+        raise HarnessError(f"{', '.join(map(str, paths))}: no suite files (*.toml) there")
     return files
+
+
+def load_suites(paths: list[str]) -> list[Suite]:
+    """Every suite named by ``paths``, validated, with distinct ids (:func:`check_unique_ids`)."""
+    suites = [load_suite(f) for f in find_suites(paths)]
+    check_unique_ids(suites)
+    return suites
 
 
 def _devices(choice: str | None) -> list[str] | None:
@@ -76,14 +93,14 @@ class _Progress:
 
 def _run(args: argparse.Namespace) -> int:
     devices = _devices(args.device)
-    suites: list[Suite] = [load_suite(f) for f in find_suites(args.paths)]
+    suites: list[Suite] = load_suites(args.paths)
     cases = [c for s in suites for c in expand(s, devices)]
     if not cases:
         raise HarnessError(f"no cases: none of the suites declares device(s) {devices}")
+    out = writable_folder(args.out, "--out")  # before any training
     if args.threads:
         torch.set_num_threads(args.threads)
     run_id = new_run_id()
-    out = Path(args.out)
     progress = _Progress(len(cases))
     results: list[CaseResult] = []
     for i, case in enumerate(cases, 1):
@@ -116,10 +133,9 @@ def _run(args: argparse.Namespace) -> int:
 
 def _list(args: argparse.Namespace) -> int:
     rows = []
-    for f in find_suites(args.paths):
-        s = load_suite(f)
+    for s in load_suites(args.paths):
         n = len(s.sweep_points()) * len(s.seeds)
-        rows.append([s.id, str(f), ",".join(s.devices), str(n), str(len(s.expectations)), s.claim[:70]])
+        rows.append([s.id, s.file, ",".join(s.devices), str(n), str(len(s.expectations)), s.claim[:70]])
     print(format_table(["suite", "file", "devices", "cases/device", "expectations", "claim"], rows))
     return 0
 
@@ -137,10 +153,15 @@ def _report(args: argparse.Namespace) -> int:
 def _compare(args: argparse.Namespace) -> int:
     from .compare import compare, format_markdown, format_text
 
+    if args.markdown:
+        writable_file(args.markdown, "--markdown")
     rows = compare(args.base, args.head, args.shrink)
     markdown = format_markdown(rows, args.shrink, args.base, args.head)
     if args.markdown:
-        write_bytes_replacing(Path(args.markdown), markdown.encode("utf-8"))
+        try:
+            write_bytes_replacing(Path(args.markdown), markdown.encode("utf-8"))
+        except OSError as exc:
+            raise HarnessError(f"{args.markdown}: --markdown: cannot write the file ({exc.strerror or exc})") from None
     print(markdown if args.format == "markdown" else format_text(rows, args.shrink, args.only_flagged))
     return 1 if any(r.flag == "REGRESSED" for r in rows) else 0
 
@@ -155,6 +176,16 @@ def _fraction(text: str) -> float:
     return value
 
 
+def _threads(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    return value
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="theory-harness", description="Run theory suites: "
                                 "predictions of optimisation theory checked against measurements.")
@@ -164,11 +195,16 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--device", choices=["cpu", "cuda", "all"], default=None,
                      help="device to run on (default: cuda when available, else cpu; all: every device a suite declares)")
     run.add_argument("--out", default="results", help="folder for result records (default: results/)")
-    run.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    run.add_argument("--threads", type=_threads, default=None, help="torch CPU threads (default: torch's)")
     run.set_defaults(func=_run)
     ls = sub.add_parser("list", help="list suites")
     ls.add_argument("paths", nargs="*", help="suite files or folders (default: suites/)")
     ls.set_defaults(func=_list)
+    for command in (run, ls):  # plugin modules register their kinds before any suite is read
+        command.add_argument("--plugin", action="append", default=[], metavar="MODULE",
+                             help="import MODULE first (repeatable): a plugin that registers problems, update "
+                                  "rules, measures, predictions, losses or data sets; packages that declare the "
+                                  "entry-point group 'theory_harness.plugins' are loaded without it")
     rep = sub.add_parser("report", help="turn result records into a static HTML page with a figure per case")
     rep.add_argument("results", nargs="*", help="record files or folders (default: the newest run under results/)")
     rep.add_argument("--out", default="report", help="folder for index.html and figures/ (default: report/)")
@@ -192,9 +228,20 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:  # argparse: 2 for usage errors, 0 for --help
         return int(exc.code or 0)
     try:
+        load_plugins(getattr(args, "plugin", None) or (), entry_points=False)
         return args.func(args)
     except HarnessError as exc:
         print(f"theory-harness: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # an output or input the checks could not foresee (disk full, removed folder)
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"theory-harness: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # never exit 1 (that means "an expectation failed"), never a bare traceback
+        frame = traceback.extract_tb(exc.__traceback__)[-1]
+        print(f"theory-harness: error: unexpected {type(exc).__name__}: {exc} (at {Path(frame.filename).name}:"
+              f"{frame.lineno}; a bug in theory-harness, please report it with the input that caused it)",
+              file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("theory-harness: interrupted; records written so far are complete", file=sys.stderr)

@@ -12,17 +12,19 @@ characteristic polynomial of the iteration along one eigenvector).
 from __future__ import annotations
 
 import dataclasses
+import inspect
 from dataclasses import dataclass, field
 from typing import Any, Callable, Literal
 
 import torch
 from torch import Tensor
 
+from .errors import SuiteError
 from .options import nonnegative, positive, unit_interval
-from .registry import Registry
+from .registry import Registry, resolve_dotted, suggest
 
 __all__ = ["OPTIMIZERS", "GD", "HeavyBall", "Nesterov", "SAM", "SAMUnnormalized", "TwoRateGD", "ScaledSGD",
-           "ValueAndGrad"]
+           "TorchOptim", "ValueAndGrad"]
 
 ValueAndGrad = Callable[[Tensor], tuple[Tensor, Tensor]]
 OPTIMIZERS: Registry[type] = Registry("optimizer")
@@ -260,3 +262,182 @@ class ScaledSGD:
     def step(self, theta: Tensor, state: int, value_and_grad: ValueAndGrad) -> tuple[Tensor, int]:
         u, _, _, _ = self.direction(theta, state)
         return theta + self.effective_lr * u, state + 1
+
+
+def _constructor_keywords(cls: Any) -> set[str] | None:
+    """The keyword arguments ``cls(params, ...)`` accepts after ``params`` (None: any, ``**kwargs``)."""
+    try:
+        sig = inspect.signature(cls)
+    except (TypeError, ValueError):
+        return None
+    params = list(sig.parameters.values())
+    if any(p.kind is p.VAR_KEYWORD for p in params):
+        return None
+    named = [p for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    if named and named[0].kind is inspect.Parameter.POSITIONAL_OR_KEYWORD:
+        named = named[1:]  # params
+    return {p.name for p in named}
+
+
+def _frozen(value: Any) -> Any:
+    """A TOML list as a tuple (``betas = [[0.9, 0.999]]``: a one-value sweep of a tuple argument)."""
+    return tuple(_frozen(v) for v in value) if isinstance(value, (list, tuple)) else value
+
+
+@OPTIMIZERS.register("torch_optim")
+@dataclass(frozen=True)
+class TorchOptim:
+    """Any ``torch.optim.Optimizer`` (``class = "torch.optim.SGD"`` or ``"package.module:Name"``)
+    as an update rule; every other key of ``[optimizer]`` is passed to its constructor, and a list
+    there is a sweep axis as for every rule (a tuple argument such as Adam's ``betas`` is a
+    one-value sweep: ``betas = [[0.9, 0.999]]``). Predictions bind the keys by name (``lr``,
+    ``momentum``).
+
+    It steps the model's own trainable parameters (in a ``module`` problem; one flat tensor
+    otherwise), keeping its own state (momentum buffers, Adam moments) between steps, in the
+    runner's order: the step's measures see ``theta_t``; then the step sets each parameter's
+    ``.grad`` from the gradient they shared and calls ``optimizer.step(closure)`` (``step()`` if it
+    takes no closure; the closure's first call returns that shared loss, later calls, as L-BFGS
+    makes, evaluate the loss and gradient at the parameters then current).
+
+    On a quadratic its stability edge is its own: ``torch.optim.SGD`` is ``gd``
+    (``2/lr``) without momentum, ``heavy_ball`` (``(2 + 2 beta)/lr``) with it, ``nesterov`` with
+    ``nesterov = true``; the ``stability_threshold`` measure runs a fresh instance on its grid of
+    1-D quadratics (one flat parameter, every coordinate its own quadratic).
+    """
+
+    optimizer_class: str
+    options: tuple[tuple[str, Any], ...] = ()
+    problem: Any = field(default=None, init=False, repr=False, compare=False)
+
+    @classmethod
+    def from_table(cls, table: dict, file: str, path: str, skip: tuple = ()) -> "TorchOptim":
+        """Check ``class`` (importable, an optimiser class) and every other key (a keyword of its
+        constructor, a value it accepts: it is constructed once on a dummy parameter)."""
+        table = {k: v for k, v in table.items() if k not in skip}
+        if "class" not in table:
+            raise SuiteError(file, f"{path}.class", "missing; expected the optimiser's class, e.g. "
+                             "'torch.optim.SGD' or 'package.module:Name'")
+        name = table["class"]
+        if not isinstance(name, str):
+            raise SuiteError(file, f"{path}.class", f"expected a string such as 'torch.optim.SGD', got {name!r}")
+        opt_cls = _resolve_optimizer_class(name, file, f"{path}.class")
+        options = {k: _frozen(v) for k, v in table.items() if k != "class"}
+        accepted = _constructor_keywords(opt_cls)
+        if accepted is not None:
+            for key in options:
+                if key not in accepted:
+                    raise SuiteError(file, f"{path}.{key}", f"unknown key{suggest(key, sorted(accepted))}; "
+                                     f"{name}(params, ...) accepts {sorted(accepted)} (and 'class')")
+        rule = cls(name, tuple(sorted(options.items())))
+        try:
+            opt = rule.construct([torch.zeros(2, dtype=torch.float64, requires_grad=True)])
+        except Exception as exc:
+            args = ", ".join(f"{k}={v!r}" for k, v in options.items())
+            raise SuiteError(file, path, f"{name}(params, {args}) raised {type(exc).__name__}: {exc}") from None
+        if not callable(getattr(opt, "step", None)):
+            raise SuiteError(file, f"{path}.class", f"{name}(params, ...) returned a {type(opt).__name__}, "
+                             "which has no step() method")
+        return rule
+
+    @property
+    def kwargs(self) -> dict[str, Any]:
+        return dict(self.options)
+
+    def __getattr__(self, name: str) -> Any:
+        """The constructor's options read as attributes (``rule.lr``), as for the built-in rules."""
+        options = self.__dict__.get("options", ())
+        for key, value in options:
+            if key == name:
+                return value
+        raise AttributeError(f"{type(self).__name__} has no attribute {name!r}")
+
+    def construct(self, params: list[Tensor]) -> Any:
+        """A fresh optimiser over ``params``."""
+        return _resolve_optimizer_class(self.optimizer_class)(params, **self.kwargs)
+
+    def bind(self, problem) -> "TorchOptim":
+        """This rule stepping ``problem``'s own parameters (its module's, where it has one)."""
+        bound = dataclasses.replace(self)
+        object.__setattr__(bound, "problem", problem)
+        return bound
+
+    def _parameters(self, theta: Tensor) -> tuple[list[Tensor], Callable[[Tensor], list[Tensor]]]:
+        """The tensors the optimiser steps and ``theta -> views shaped like them``: the module's
+        trainable parameters when ``theta`` is this problem's parameter vector, else one tensor."""
+        from .objective import FlatModule
+
+        problem = self.problem
+        model = getattr(getattr(problem, "objective", None), "model", None)
+        module = (problem.info or {}).get("module") if problem is not None else None
+        if isinstance(model, FlatModule) and module is model.module and theta.numel() == model.numel \
+                and theta.dim() == 1:
+            named = dict(module.named_parameters())
+            params = [named[n] for n in model.names]
+            if all(p.dtype == theta.dtype and p.device == theta.device for p in params):
+                return params, lambda t: [v for v in model.unflatten(t).values()]
+        param = torch.nn.Parameter(theta.detach().clone())
+        return [param], lambda t: [t.view(param.shape)]
+
+    def init(self, theta: Tensor) -> dict[str, Any]:
+        params, views = self._parameters(theta)
+        with torch.no_grad():
+            for p, v in zip(params, views(theta)):
+                p.copy_(v)
+        takes_closure = True
+        opt = self.construct(params)
+        try:
+            takes_closure = len(inspect.signature(opt.step).parameters) > 0
+        except (TypeError, ValueError):
+            pass
+        return {"optimizer": opt, "params": params, "views": views, "takes_closure": takes_closure, "holds": theta}
+
+    def step(self, theta: Tensor, state: dict[str, Any], value_and_grad: ValueAndGrad) -> tuple[Tensor, Any]:
+        params, views = state["params"], state["views"]
+        loss, grad = value_and_grad(theta)
+        with torch.no_grad():
+            if state["holds"] is not theta:  # someone else's theta: load it into the parameters
+                for p, v in zip(params, views(theta)):
+                    p.copy_(v)
+            for p, g in zip(params, views(grad)):
+                p.grad = g.detach().clone()
+        calls = 0
+
+        def closure() -> Tensor:
+            nonlocal calls
+            calls += 1
+            if calls == 1:  # at theta: the loss and gradient the step's measures shared
+                return loss
+            value, g_now = value_and_grad(torch.cat([p.detach().reshape(-1) for p in params]))
+            with torch.no_grad():
+                for p, g in zip(params, views(g_now)):
+                    p.grad = g.detach().clone()
+            return value
+
+        opt = state["optimizer"]
+        if state["takes_closure"]:
+            opt.step(closure)
+        else:
+            opt.step()
+        theta_next = params[0].detach().reshape(-1).clone() if len(params) == 1 else \
+            torch.cat([p.detach().reshape(-1) for p in params])
+        state["holds"] = theta_next
+        return theta_next, state
+
+
+def _resolve_optimizer_class(name: str, file: str | None = None, key: str = "optimizer.class") -> Any:
+    """The optimiser class (or factory) named ``"torch.optim.SGD"`` or ``"package.module:Name"``."""
+    from .protocols import lacks
+
+    try:
+        obj = resolve_dotted(name)
+    except LookupError as exc:
+        if file is None:
+            raise
+        raise SuiteError(file, key, str(exc)) from None
+    missing = lacks("torch optimizer", obj)
+    if missing:
+        if file is None:
+            raise LookupError(f"{name!r} cannot be used as a torch optimizer: {missing}")
+        raise SuiteError(file, key, f"{name!r} cannot be used as a torch optimizer: {missing}")
+    return obj

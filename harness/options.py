@@ -60,6 +60,8 @@ def describe(tp: Any) -> str:
 
 def coerce(value: Any, tp: Any, file: str, path: str) -> Any:
     """``value`` checked against annotation ``tp`` (ints are accepted as floats)."""
+    if tp in (list, tuple):  # a bare ``list`` (a user's kind may write one): a list of anything
+        tp = tp[Any]
     origin = typing.get_origin(tp)
     if tp is Any:
         return value
@@ -108,13 +110,17 @@ def coerce(value: Any, tp: Any, file: str, path: str) -> Any:
     raise TypeError(f"unsupported option type {tp!r}")
 
 
-def build(cls: type, table: dict, file: str, path: str, skip: typing.Iterable[str] = ()) -> Any:
+def build(cls: type, table: dict, file: str, path: str, skip: typing.Iterable[str] = (), fields_only: bool = False) -> Any:
     """An instance of dataclass ``cls`` from ``table``, or a :class:`SuiteError`.
 
-    ``skip`` names keys of ``table`` that belong to the caller (for example ``kind``).
+    ``skip`` names keys of ``table`` that belong to the caller (for example ``kind``). A class
+    with a ``from_table(table, file, path, skip)`` classmethod builds itself (its keys are not its
+    fields: ``torch_optim`` passes them to a constructor); it calls back with ``fields_only``.
     """
     if not isinstance(table, dict):
         raise SuiteError(file, path, f"expected a table, got {table!r}")
+    if not fields_only and callable(getattr(cls, "from_table", None)):
+        return cls.from_table(table, file, path, tuple(skip))
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     check_keys(table, [*fields, *skip], file, path)

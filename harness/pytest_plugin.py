@@ -34,7 +34,7 @@ from .errors import HarnessError
 from .registry import load_plugins
 from .records import new_run_id, record_path, write_json_atomic
 from .runner import Case, CaseResult, cuda_available, evaluate_sweeps, expand, group_key, run_case, sweep_record
-from .suite import load_suite
+from .suite import check_unique_ids, load_suite
 from .tables import failure_table
 
 
@@ -89,6 +89,7 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(f"theory-harness: ini option harness_plugins: {exc}") from None
     config._harness_run_id = (worker or {}).get("harness_run_id") or new_run_id()
     config._harness_results = {}
+    config._harness_suites = {}  # suite.id -> the first suite collected with it
     config._harness_gpu = None
     threads = config.getoption("--harness-threads")
     if worker is not None:
@@ -266,6 +267,9 @@ class SuiteFile(pytest.File):
     def collect(self):
         # named as the command line would name it: relative to where pytest was started
         suite = load_suite(_relative(self.path, Path(self.config.invocation_params.dir)))
+        # two files with one suite.id would write one record folder: refuse the second, naming both
+        first = self.config._harness_suites.setdefault(suite.id, suite)
+        check_unique_ids([first, suite])
         cases, sweeps, groups = suite_items(suite, _cuda_one_worker(self.config))
         for case in cases:
             yield _group(_mark(CaseItem.from_parent(self, name=case.id, case=case), suite, case.device),

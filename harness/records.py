@@ -23,7 +23,7 @@ from typing import Any, Iterable
 from .errors import HarnessError
 
 __all__ = ["RECORD_SCHEMA", "SWEEP_SCHEMA", "new_run_id", "write_json_atomic", "write_bytes_replacing", "record_path",
-           "read_records", "latest", "record_key"]
+           "read_records", "latest", "record_key", "validate_record", "writable_folder", "writable_file"]
 
 RECORD_SCHEMA = "theory-harness/result/1"
 SWEEP_SCHEMA = "theory-harness/sweep/1"
@@ -107,26 +107,221 @@ def record_path(out: Path, run_id: str, suite_id: str, case_id: str) -> Path:
     return Path(out) / run_id / suite_id / f"{case_id}.json"
 
 
-def read_records(*paths: str | Path, schemas: Iterable[str] = (RECORD_SCHEMA,)) -> list[dict]:
+def writable_folder(path: str | Path, option: str) -> Path:
+    """``path`` as a folder this process can write in, created if missing, or a
+    :class:`HarnessError` ``PATH: OPTION: expected a writable folder, ...``. Called before any work
+    whose results would go there (``run`` trains nothing before its ``--out`` is checked)."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise HarnessError(f"{path}: {option}: expected a folder to write into, but it is a file")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path, prefix=".theory-harness-probe-"):
+            pass
+    except OSError as exc:
+        raise HarnessError(f"{path}: {option}: expected a writable folder, cannot write there "
+                           f"({exc.strerror or exc})") from None
+    return path
+
+
+def writable_file(path: str | Path, option: str) -> Path:
+    """``path`` as a file this process can (re)write: not a folder, in a writable folder; else a
+    :class:`HarnessError` naming the path and the option."""
+    path = Path(path)
+    if path.is_dir():
+        raise HarnessError(f"{path}: {option}: expected a file to write, but it is a folder")
+    writable_folder(path.parent, option)
+    return path
+
+
+_STATUSES = {RECORD_SCHEMA: ("passed", "failed", "skipped"), SWEEP_SCHEMA: ("passed", "failed")}
+_SUPPORTED = ("theory-harness/result/", "theory-harness/sweep/")
+
+
+def validate_record(record: Any, file: str | Path, decode: bool = False) -> None:
+    """Check a case record (``theory-harness/result/1``) or a sweep record (``sweep/1``) against
+    ``docs/result-schema.md``: every field that ``compare``, ``report`` and the figures read, with
+    its type (a bool is not a number), each trajectory's ``steps`` and ``values`` of one length.
+    Records arrive from other commits and CI artifacts; a wrong shape is a :class:`HarnessError`
+    ``FILE: key.path: expected ..., got ...``, never a ``KeyError`` later. Fields the schema marks
+    optional may be absent; none may have the wrong type. ``decode``: turn the writer's "inf" /
+    "-inf" in an expectation's numbers back into floats, in place (what ``read_records`` hands on)."""
+    file = str(file)
+
+    def number(v: Any) -> Any:
+        return float(v) if decode and isinstance(v, str) else v
+
+    def fail(path: str, expected: str, value: Any = ..., missing: bool = False) -> None:
+        if missing:
+            raise HarnessError(f"{file}: {path}: missing; expected {expected}")
+        text = repr(value)
+        raise HarnessError(f"{file}: {path}: expected {expected}, got {text[:80] + '...' if len(text) > 80 else text}")
+
+    def is_int(v: Any) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool)
+
+    def is_step(v: Any) -> bool:
+        return is_int(v) and 0 <= v < 2 ** 63
+
+    def is_num(v: Any) -> bool:  # JSON has no infinity: the writer spells it "inf" / "-inf"
+        return (isinstance(v, (int, float)) and not isinstance(v, bool)) or (isinstance(v, str) and v in ("inf", "-inf"))
+
+    kinds = {"str": (lambda v: isinstance(v, str), "a string"), "int": (is_int, "an integer"),
+             "step": (is_step, "a step (an integer >= 0)"),
+             "num": (is_num, "a number"), "bool": (lambda v: isinstance(v, bool), "true or false"),
+             "dict": (lambda v: isinstance(v, dict), "an object"), "list": (lambda v: isinstance(v, list), "a list")}
+
+    def field(obj: dict, path: str, key: str, kind: str, required: bool = False, null: bool = False) -> Any:
+        where = f"{path}.{key}" if path else key
+        ok, what = kinds[kind]
+        what = what + " or null" if null else what
+        if key not in obj:
+            if required:
+                fail(where, what, missing=True)
+            return None
+        value = obj[key]
+        if not (ok(value) or (null and value is None)):
+            fail(where, what, value)
+        if kind == "num":
+            value = obj[key] = number(value)
+        return value
+
+    def series(obj: dict, path: str, values_null: bool = True) -> None:
+        steps = field(obj, path, "steps", "list", required=True)
+        values = field(obj, path, "values", "list", required=True)
+        for i, s in enumerate(steps):
+            if not is_step(s):
+                fail(f"{path}.steps[{i}]", "an integer step >= 0", s)
+        for i, v in enumerate(values):
+            if not (is_num(v) or (values_null and v is None)):
+                fail(f"{path}.values[{i}]", "a number or null", v)
+        if len(steps) != len(values):
+            fail(f"{path}.values", f"one value per step ({len(steps)} steps)", f"{len(values)} values")
+
+    def expectation(e: Any, path: str) -> None:
+        if not isinstance(e, dict):
+            fail(path, "an object (one expectation's verdict)", e)
+        field(e, path, "name", "str", required=True)
+        field(e, path, "passed", "bool", required=True)
+        field(e, path, "measure", "str", required=True)
+        for key in ("check", "statistic", "tolerance", "message", "predict", "compare", "prediction"):
+            field(e, path, key, "str", null=True)
+        for key in ("measured", "measured_raw", "predicted", "margin", "threshold"):
+            field(e, path, key, "num", null=True)
+        window = field(e, path, "window", "list", null=True)
+        if window is not None and (len(window) != 2 or not all(map(is_step, window)) or window[0] > window[1]):
+            fail(f"{path}.window", "[first step, last step] (two integers, first <= last) or null", window)
+        limits = field(e, path, "limits", "list", null=True)
+        if limits is not None and (len(limits) != 2 or not all(x is None or is_num(x) for x in limits)):
+            fail(f"{path}.limits", "[low, high] (numbers or null) or null", limits)
+        if limits is not None:
+            limits[:] = map(number, limits)
+        for i, pair in enumerate(field(e, path, "last", "list") or []):
+            if not (isinstance(pair, list) and len(pair) == 2 and is_step(pair[0]) and (pair[1] is None or is_num(pair[1]))):
+                fail(f"{path}.last[{i}]", "[step, value]", pair)
+            pair[1] = number(pair[1])
+        per_case = field(e, path, "per_case", "dict", null=True) or {}
+        for case, value in per_case.items():
+            if not (value is None or is_num(value)):
+                fail(f"{path}.per_case.{case}", "a number or null", value)
+            per_case[case] = number(value)
+
+    if not isinstance(record, dict):
+        fail("", "a JSON object (a record)", record)
+    schema = field(record, "", "schema", "str", required=True)
+    if schema not in _STATUSES:
+        fail("schema", f"one of {sorted(_STATUSES)} (this harness reads these versions)", schema)
+    field(record, "", "run_id", "str", required=True)
+    suite = field(record, "", "suite", "dict", required=True)
+    field(suite, "suite", "id", "str", required=True)
+    for key in ("file", "sha256", "claim", "source"):
+        field(suite, "suite", key, "str", null=True)
+    status = field(record, "", "status", "str", required=True)
+    if status not in _STATUSES[schema]:
+        fail("status", f"one of {list(_STATUSES[schema])}", status)
+    expectations = field(record, "", "expectations", "list", required=True)
+    names: set[str] = set()
+    for i, e in enumerate(expectations):
+        expectation(e, f"expectations[{i}]")
+        if e["name"] in names:  # compare keys verdicts by name: a repeated one would hide the other
+            fail(f"expectations[{i}].name", "a name distinct from the other expectations'", e["name"])
+        names.add(e["name"])
+    if schema == SWEEP_SCHEMA:
+        field(record, "", "group", "str", required=True)
+        for i, case_id in enumerate(field(record, "", "cases", "list") or []):
+            if not isinstance(case_id, str):
+                fail(f"cases[{i}]", "a case id (a string)", case_id)
+        return
+    case = field(record, "", "case", "dict", required=True)
+    field(case, "case", "id", "str", required=True)
+    for key in ("params", "hyper", "problem"):
+        field(case, "case", key, "dict", null=True)
+    field(case, "case", "seed", "int", null=True)
+    field(case, "case", "steps", "step", null=True)
+    for key in ("device", "dtype", "optimizer"):
+        field(case, "case", key, "str", null=True)
+    field(record, "", "skipped", "str", null=True)
+    field(record, "", "error", "str", null=True)
+    field(record, "", "diverged_at", "step", null=True)
+    field(record, "", "wall_time_s", "num")
+    info = field(record, "", "info", "dict", null=True) or {}
+    field(info, "info", "last_step", "step", null=True)
+    env = field(record, "", "environment", "dict", null=True) or {}
+    git = field(env, "environment", "git", "dict", null=True) or {}
+    field(git, "environment.git", "commit", "str", null=True)
+    field(git, "environment.git", "dirty", "bool", null=True)
+    for name, traj in (field(record, "", "trajectories", "dict", null=True) or {}).items():
+        path = f"trajectories.{name}"
+        if not isinstance(traj, dict):
+            fail(path, "an object with steps and values", traj)
+        series(traj, path)
+        field(traj, path, "aux", "dict", null=True)
+    for name, pred in (field(record, "", "predictions", "dict", null=True) or {}).items():
+        path = f"predictions.{name}"
+        if not isinstance(pred, dict):
+            fail(path, "an object with measure, steps and values", pred)
+        field(pred, path, "measure", "str", required=True)
+        field(pred, path, "predict", "str", null=True)
+        field(pred, path, "args", "dict", null=True)
+        series(pred, path)
+    for name, step in (field(record, "", "events", "dict", null=True) or {}).items():
+        if not (step is None or is_step(step)):
+            fail(f"events.{name}", "a step (an integer >= 0) or null", step)
+
+
+def read_records(*paths: str | Path, schemas: Iterable[str] = (RECORD_SCHEMA,), validate: bool = True) -> list[dict]:
     """Every record of the given ``schemas`` under the given files or folders (temporary files
-    skipped). A path that does not exist or a file that is not JSON is a :class:`HarnessError`
-    naming the file."""
+    skipped), each checked by :func:`validate_record` (unless ``validate`` is false). A path that
+    does not exist, a file that is not JSON, a record of the wrong shape, or a record of a
+    version this harness does not read is a :class:`HarnessError` naming the file (and the field).
+    Other JSON files in a folder (``summary.json``) are passed over; a file named explicitly must
+    be a record."""
     schemas = set(schemas)
     found: list[dict] = []
     for p in map(Path, paths):
         if not p.exists():
             raise HarnessError(f"{p}: no such file or folder")
-        files = [p] if p.is_file() else sorted(p.rglob("*.json"))
+        named = p.is_file()
+        files = [p] if named else sorted(f for f in p.rglob("*.json") if f.is_file())
         for f in files:
-            if f.name.startswith("."):
+            if f.name.startswith(".") and not named:
                 continue
             try:
                 data = json.loads(f.read_text(encoding="utf-8"))
-            except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
                 raise HarnessError(f"{f}: not a readable JSON record ({exc})") from None
-            if isinstance(data, dict) and data.get("schema") in schemas:
+            schema = data.get("schema") if isinstance(data, dict) else None
+            if schema in schemas:
+                if validate:
+                    validate_record(data, f, decode=True)
                 data["_path"] = str(f)
                 found.append(data)
+            elif isinstance(schema, str) and schema.startswith(_SUPPORTED) and schema not in _STATUSES:
+                raise HarnessError(f"{f}: schema: unsupported record version {schema!r}; this harness reads "
+                                   f"{sorted(schemas)}")
+            elif named:
+                raise HarnessError(f"{f}: schema: expected a result record, one of {sorted(schemas)}, got "
+                                   f"{schema!r}")
     return found
 
 

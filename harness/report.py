@@ -23,7 +23,7 @@ from urllib.parse import quote
 
 from .errors import HarnessError
 from .figures import case_figure, expectation_numbers, sweep_figure
-from .records import RECORD_SCHEMA, SWEEP_SCHEMA, latest, read_records, write_bytes_replacing
+from .records import RECORD_SCHEMA, SWEEP_SCHEMA, latest, read_records, writable_folder, write_bytes_replacing
 
 __all__ = ["build_report", "Report", "default_results"]
 
@@ -166,7 +166,9 @@ def _runs_table(records: list[dict]) -> str:
 
 
 def build_report(paths: list[str | Path], out: str | Path, title: str = "theory-harness report") -> Report:
-    """Read the records under ``paths`` and write ``out/index.html`` with its figures."""
+    """Read the records under ``paths`` (each checked against the record schema) and write
+    ``out/index.html`` with its figures; ``out`` must be a writable folder (checked first)."""
+    writable_folder(out, "--out")
     records = latest(read_records(*paths, schemas=(RECORD_SCHEMA, SWEEP_SCHEMA)))
     cases = [r for r in records if r["schema"] == RECORD_SCHEMA]
     sweeps = [r for r in records if r["schema"] == SWEEP_SCHEMA]

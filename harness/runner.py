@@ -2,9 +2,13 @@
 
 A case is one sweep point x seed x device. Running it builds the problem, the optimiser and
 the measures, iterates ``theta_{t+1} = step(theta_t)`` for ``run.steps`` steps, records every
-due measure at ``theta_t`` (before the update), stops at the first non-finite loss or
-parameter (divergence), evaluates every expectation and returns a :class:`CaseResult`, whose
+due measure at ``theta_t`` (before the update), stops when the run diverges (see
+:func:`divergence`), evaluates every expectation and returns a :class:`CaseResult`, whose
 ``record()`` is the JSON result record (``docs/result-schema.md``).
+
+A measure that fails numerically (a failed eigensolve, an overflow) is recorded as NaN with the
+reason in its ``aux["reason"]``; a case that raises anything else is an error that keeps every
+measurement taken before it.
 """
 
 from __future__ import annotations
@@ -20,12 +24,21 @@ import torch
 
 from .environment import environment
 from .expectations import Verdict, evaluate, evaluate_sweep, event_step, prediction_series
-from .measures import StepContext
+from .measures import Measurement, StepContext
 from .records import RECORD_SCHEMA, SWEEP_SCHEMA
 from .suite import Suite
 
 __all__ = ["Case", "CaseResult", "expand", "run_case", "cuda_available", "default_device", "sweep_groups",
-           "evaluate_sweeps", "group_key", "sweep_record"]
+           "evaluate_sweeps", "group_key", "sweep_record", "divergence", "EXPLOSION_FACTOR"]
+
+# A finite loss above EXPLOSION_FACTOR * max(|L_0|, 1) is a divergence (docs/suite-format.md, "A run
+# that diverges"). An edge-of-stability catapult raises the loss 10-1000-fold for a few steps; 1e12
+# is nine orders of magnitude beyond that, and far below overflow in float32 (3.4e38) for any
+# initial loss under 1e26, so what the run records up to there is still computable.
+EXPLOSION_FACTOR = 1e12
+
+# what a measure raises when its numbers cannot be computed: recorded as NaN, not a crash
+_NUMERICAL = (torch.linalg.LinAlgError, ArithmeticError)
 
 
 def cuda_available() -> bool:
@@ -90,6 +103,7 @@ class CaseResult:
     skipped: str | None = None
     error: str | None = None
     wall_time_s: float = 0.0
+    error_step: int | None = None  # the step being run when the case raised (None: before or after the loop)
     environment: dict[str, Any] = field(default_factory=dict)
     info: dict[str, Any] = field(default_factory=dict)
     predictions: dict[str, dict] = field(default_factory=dict)
@@ -97,7 +111,7 @@ class CaseResult:
 
     @property
     def passed(self) -> bool:
-        return self.skipped is None and all(v.passed for v in self.verdicts)
+        return self.skipped is None and self.error is None and all(v.passed for v in self.verdicts)
 
     @property
     def last_step(self) -> int:
@@ -108,8 +122,8 @@ class CaseResult:
     def divergence_message(self) -> str | None:
         if self.diverged_at is None:
             return None
-        return (f"the run diverged at step {self.diverged_at} (loss "
-                f"{self.info['loss_at_divergence']:.4g}; non-finite loss or parameters)")
+        why = self.info.get("divergence", "non-finite loss or parameters")
+        return f"the run diverged at step {self.diverged_at} (loss {self.info['loss_at_divergence']:.4g}; {why})"
 
     @property
     def status(self) -> str:
@@ -162,6 +176,25 @@ def _finite(x: torch.Tensor) -> bool:
     return bool(torch.isfinite(x).all())
 
 
+def divergence(loss: float, theta: torch.Tensor, grad: torch.Tensor | None,
+               loss0: float | None) -> tuple[str, bool] | None:
+    """``(why, finite)`` when the run has diverged at this iterate, else None.
+
+    It has when its loss or parameters are not finite, or the gradient the update would use is
+    not (``grad``: when this step already computed it), or the loss, still finite, exceeds
+    ``EXPLOSION_FACTOR * max(|L_0|, 1)`` (``loss0``: the loss at step 0): the run is exploding,
+    and what it would compute next means nothing. ``finite``: the iterate can still be measured
+    (only in the last case)."""
+    if not math.isfinite(loss) or not _finite(theta):
+        return "non-finite loss or parameters", False
+    if grad is not None and not _finite(grad):
+        return "non-finite gradient", False
+    bound = EXPLOSION_FACTOR * max(abs(loss0), 1.0) if loss0 is not None else math.inf
+    if abs(loss) > bound:
+        return f"exploding: |loss| > {EXPLOSION_FACTOR:g} x max(|L_0|, 1) = {bound:.4g}", True
+    return None
+
+
 def run_case(case: Case, progress: Callable[[int, int], None] | None = None) -> CaseResult:
     """Run one case; a case on an unavailable device comes back skipped, with the reason."""
     suite = case.suite
@@ -174,8 +207,11 @@ def run_case(case: Case, progress: Callable[[int, int], None] | None = None) -> 
         _simulate(case, result, progress)
     except Exception as exc:  # a crash inside a case is that case's failure, not the run's
         result.error = f"{type(exc).__name__}: {exc}"
+        at = "" if result.error_step is None else f" at step {result.error_step}"
+        if result.error_step is not None:
+            result.info["error_step"] = result.error_step
         result.verdicts = [Verdict(e.name, False, e.measure, e.check, None, None, None, None, "", None, None,
-                                   f"the case raised {result.error}") for e in suite.expectations
+                                   f"the case raised{at} {result.error}") for e in suite.expectations
                            if e.applies(case.hyper)]
     result.wall_time_s = time.perf_counter() - start
     return result
@@ -194,6 +230,7 @@ def _simulate(case: Case, result: CaseResult, progress) -> None:
         result.info = {"n_params": problem.info.get("n_params")}
         memories: dict[str, dict] = {name: {} for name in suite.measures}
         traj = {name: {"steps": [], "values": [], "aux": {}} for name in suite.measures}
+        result.trajectories = traj  # filled in place: a case that raises keeps what it measured
         plain = [s for s in suite.measures.values() if s.from_event is None]
         gated = [s for s in suite.measures.values() if s.from_event is not None]
         stop = suite.events.get(suite.stop_event) if suite.stop_event else None
@@ -212,14 +249,22 @@ def _simulate(case: Case, result: CaseResult, progress) -> None:
 
         theta, state = problem.theta0, optimizer.init(problem.theta0)
         last = suite.steps
+        loss0 = None
         for step in range(suite.steps + 1):
+            result.error_step = step
             hessian_due = any(getattr(spec.measure, "uses_hessian_graph", False) and spec.due(step, last, fired)
                               for spec in (*plain, *gated))
             ctx = StepContext(step, theta, problem, optimizer, state, hessian_due)
-            if not math.isfinite(ctx.loss) or not _finite(theta):
+            loss = ctx.loss
+            diverged = divergence(loss, theta, ctx.computed_grad, loss0)
+            if diverged is not None:
                 result.diverged_at = step
-                result.info["loss_at_divergence"] = ctx.loss
-                break
+                result.info["loss_at_divergence"] = loss
+                result.info["divergence"], finite = diverged
+                if not finite:
+                    break  # nothing is measured at a non-finite iterate
+                last = step  # an exploding but finite iterate is the run's last step, measured as one
+            loss0 = loss if loss0 is None else loss0
             _record(plain, step, last, fired, ctx, memories, traj)
             fire(step)
             _record(gated, step, last, fired, ctx, memories, traj)
@@ -233,7 +278,7 @@ def _simulate(case: Case, result: CaseResult, progress) -> None:
             theta, state = optimizer.step(theta, state, ctx.value_and_grad)
         if device.type == "cuda":
             torch.cuda.synchronize(device)
-    result.trajectories = traj
+    result.error_step = None
     result.info["last_step"] = last if result.diverged_at is None else result.diverged_at
     asserted = [e for e in suite.expectations if e.applies(case.hyper)]
     result.verdicts = [evaluate(suite, e, traj, case.bindings, result.divergence_message, case.device,
@@ -247,7 +292,10 @@ def _record(specs, step: int, last: int, fired: dict, ctx: StepContext, memories
     for spec in specs:
         if not spec.due(step, last, fired):
             continue
-        m = spec.measure(ctx, memories[spec.name])
+        try:
+            m = spec.measure(ctx, memories[spec.name])
+        except _NUMERICAL as exc:  # e.g. an eigensolve that failed on an exploding iterate
+            m = Measurement(math.nan, {"reason": f"{type(exc).__name__}: {exc}"})
         t = traj[spec.name]
         t["steps"].append(step)
         t["values"].append(m.value)

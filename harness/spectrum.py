@@ -6,7 +6,9 @@ products the Krylov basis ``Q_j`` and tridiagonal ``T_j = Q_j^T A Q_j`` give Rit
 (Golub & Van Loan, Matrix Computations, Sec. 10.1), so each reported eigenvalue carries its
 residual and the iteration stops when ``residual_i <= tol * |theta_i|`` for all wanted pairs.
 Non-convergence within ``max_iter`` products is reported in the result, and
-:meth:`EigResult.top` refuses to return a number from an unconverged run.
+:meth:`EigResult.top` refuses to return a number from an unconverged run. An operator whose
+products overflow (non-finite Lanczos coefficients) or a tridiagonal eigensolve that fails
+ends the run unconverged with NaN eigenvalues and the reason in ``failure``; it never raises.
 
 Block Lanczos (:func:`block_lanczos`, Golub & Van Loan Sec. 10.3) runs the same recurrence on
 ``b`` vectors at once, ``A Q_j = Q_{j-1} B_{j-1}^T + Q_j A_j + Q_{j+1} B_j``; it takes a
@@ -17,6 +19,7 @@ can only sum into one vector. The residual of Ritz pair ``i`` is ``||B_j S_{j,i}
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -41,6 +44,7 @@ class EigResult:
         tol: the relative tolerance asked for.
         presample_matvecs: products of a cheaper operator spent on the start vector (see
             :func:`harness.sharpness.top_eigenpairs`), not counted in ``n_matvecs``.
+        failure: why the run stopped without an answer (eigenvalues NaN), or "".
     """
 
     eigenvalues: Tensor
@@ -50,6 +54,7 @@ class EigResult:
     converged: bool
     tol: float
     presample_matvecs: int = 0
+    failure: str = ""
 
     @property
     def relative_residuals(self) -> Tensor:
@@ -62,6 +67,23 @@ class EigResult:
                 f"Lanczos did not converge in {self.n_matvecs} products: relative residual "
                 f"{float(self.relative_residuals.max()):.3g} > tol {self.tol:g}")
         return float(self.eigenvalues[0])
+
+
+def _failed(op: LinearOperator, k: int, start: int, tol: float, why: str) -> EigResult:
+    """The answer of a run that cannot go on: NaN eigenpairs, unconverged, with the reason."""
+    nan = torch.full((k,), math.nan, dtype=torch.float64)
+    return EigResult(eigenvalues=nan, eigenvectors=torch.full((op.dim, k), math.nan, dtype=op.dtype, device=op.device),
+                     residuals=nan.clone(), n_matvecs=op.n_matvecs - start, converged=False, tol=tol, failure=why)
+
+
+def _eigh(T: Tensor) -> tuple[Tensor, Tensor] | str:
+    """``torch.linalg.eigh(T)``, or why it cannot be had (non-finite entries, LAPACK failure)."""
+    if not bool(torch.isfinite(T).all()):
+        return "non-finite Lanczos coefficients (the operator's products overflowed)"
+    try:
+        return torch.linalg.eigh(T)
+    except torch.linalg.LinAlgError as exc:
+        return f"the tridiagonal eigensolve failed: {exc}"
 
 
 def _orthogonalise(w: Tensor, basis: Tensor) -> Tensor:
@@ -118,7 +140,10 @@ def lanczos(op: LinearOperator, k: int = 1, tol: float = 1e-3, max_iter: int = 1
         if j:
             off = torch.tensor(betas, dtype=torch.float64)
             T += torch.diag(off, 1) + torch.diag(off, -1)
-        vals, vecs = torch.linalg.eigh(T)
+        solved = _eigh(T) if math.isfinite(beta) else "non-finite Lanczos coefficients (the operator's products overflowed)"
+        if isinstance(solved, str):
+            return _failed(op, k, start, tol, solved)
+        vals, vecs = solved
         order = torch.arange(j, -1, -1) if which == "LA" else torch.arange(j + 1)
         vals, vecs = vals[order], vecs[:, order]
         m = min(k, j + 1)
@@ -223,11 +248,17 @@ def block_lanczos(op: LinearOperator, k: int, tol: float = 1e-3, max_iter: int =
         for i, b in enumerate(b_blocks):
             T[(i + 1) * k:(i + 2) * k, i * k:(i + 1) * k] = b
             T[i * k:(i + 1) * k, (i + 1) * k:(i + 2) * k] = b.T
-        vals, vecs = torch.linalg.eigh(T)
+        solved = _eigh(T)
+        bj64 = bj.double().cpu()
+        if isinstance(solved, str) or not bool(torch.isfinite(bj64).all()):
+            return _failed(op, k, first, tol, solved if isinstance(solved, str) else
+                           "non-finite Lanczos coefficients (the operator's products overflowed)")
+        vals, vecs = solved
         order = torch.arange(m * k - 1, -1, -1) if which == "LA" else torch.arange(m * k)
         vals, vecs = vals[order], vecs[:, order]
-        bj64 = bj.double().cpu()
         res = (bj64 @ vecs[-k:, :k]).norm(dim=0)
+        if not bool(torch.isfinite(res).all()):
+            return _failed(op, k, first, tol, "non-finite Ritz residuals (the operator's products overflowed)")
         scale = torch.maximum(vals[:k].abs(), vals.abs().max() * eps)
         if bool((res <= tol * scale).all()):
             converged = True

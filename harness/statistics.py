@@ -8,13 +8,19 @@ measurement) or too few points, with a message saying which steps.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
+# imported here, not inside spearman: a C extension imported lazily inside a pytester run is
+# dropped from sys.modules when the run ends and cannot be loaded again in that process
+from scipy.stats import spearmanr
 
-__all__ = ["Statistic", "STATISTICS", "StatisticError", "parse_statistic", "spearman"]
+from .registry import suggest
+
+__all__ = ["Statistic", "STATISTICS", "StatisticError", "StatisticSpecError", "parse_statistic", "spearman"]
 
 
 class StatisticError(ValueError):
@@ -76,8 +82,6 @@ def _finite(steps: np.ndarray, values: np.ndarray) -> np.ndarray:
 
 def spearman(x: np.ndarray, y: np.ndarray) -> float:
     """Spearman's rank correlation (average ranks for ties); NaN when either side is constant."""
-    from scipy.stats import spearmanr
-
     if len(x) < 2 or np.all(x == x[0]) or np.all(y == y[0]):
         return float("nan")
     return float(spearmanr(x, y).statistic)
@@ -139,44 +143,86 @@ class Statistic:
         elif self.name == "fraction_below":
             need, fn = 1, lambda v: float(np.mean(v < self.param))
         else:
-            fn, need = STATISTICS[self.name]
+            fn, need = STATISTICS[self.name] if self.name in STATISTICS else \
+                ((lambda v: float(USER_STATISTICS[self.name](v))), 1)
         if len(values) < max(need, 1) and self.name != "count":
             raise StatisticError(f"statistic {self.label()} needs at least {max(need, 1)} point(s); "
                                  f"the window holds {len(values)}")
         return fn(values)
 
 
+class StatisticSpecError(ValueError):
+    """A statistic's suite form is malformed; ``key`` is the key of its table at fault ("" for
+    the statistic itself, ``"name"``, ``"q"``, ``"threshold"``, ``"with"`` or an unknown key)."""
+
+    def __init__(self, message: str, key: str = ""):
+        super().__init__(message)
+        self.key = key
+
+
+def _names() -> list[str]:
+    return sorted([*STATISTICS, *_PARAMETRISED])
+
+
+# a user's statistic named by import path "package.module:function", fn(values) -> float
+# (harness.protocols.WindowStatistic); plugins may also add STATISTICS[name] = (fn, min_points)
+from .registry import Registry as _Registry, is_import_path as _is_import_path, load_plugins as _load_plugins  # noqa: E402
+
+USER_STATISTICS = _Registry("statistic")
+
+
 def parse_statistic(spec: str | dict) -> Statistic:
-    """A :class:`Statistic` from its suite form; ``ValueError`` with the allowed forms."""
+    """A :class:`Statistic` from its suite form; :class:`StatisticSpecError` (a ``ValueError``)
+    with the allowed forms, a did-you-mean hint and the table key at fault."""
     allowed = sorted(STATISTICS) + ["pNN (percentile, e.g. p90)", "{name='percentile', q=..}",
                                      "{name='fraction_above'|'fraction_below', threshold=..}",
                                      "{name='spearman', with='<measure>'}",
                                      "{name='first_step_above'|'first_step_below', threshold=..}",
                                      "{name='longest_run_within', threshold=..} (steps spanned by |v| <= threshold)"]
     if isinstance(spec, str):
-        if spec in STATISTICS:
+        if _is_import_path(spec):
+            if spec not in USER_STATISTICS:
+                raise StatisticSpecError(USER_STATISTICS.unknown(spec))
+            return Statistic(spec)
+        if spec in STATISTICS or (spec not in _PARAMETRISED and _load_plugins() and spec in STATISTICS):
             return Statistic(spec)
         m = re.fullmatch(r"p(\d+(?:\.\d+)?)", spec)
         if m and 0 <= float(m.group(1)) <= 100:
             return Statistic("percentile", float(m.group(1)))
-        raise ValueError(f"unknown statistic {spec!r}; expected one of {allowed}")
+        if spec in _PARAMETRISED:
+            key = _PARAMETRISED[spec]
+            raise StatisticSpecError(f"statistic {spec!r} needs its parameter: write {{ name = {spec!r}, {key} = ... }}")
+        hint = suggest(spec, _names()) if not m else " (a percentile pNN needs NN in [0, 100])"
+        raise StatisticSpecError(f"unknown statistic {spec!r}{hint}; expected one of {allowed}")
     if isinstance(spec, dict):
-        name = spec.get("name")
+        if "name" not in spec:
+            raise StatisticSpecError(f"missing; a statistic table names its statistic, one of {_names()}", "name")
+        name = spec["name"]
+        if not isinstance(name, str):
+            raise StatisticSpecError(f"expected a string naming a statistic, one of {_names()}, got {name!r}", "name")
         key = _PARAMETRISED.get(name)
         if key is None:
-            if name in STATISTICS and set(spec) == {"name"}:
-                return Statistic(name)
-            raise ValueError(f"unknown statistic table {spec!r}; expected one of {allowed}")
-        if set(spec) != {"name", key}:
-            raise ValueError(f"statistic {name!r} takes exactly the keys 'name' and {key!r}, got {sorted(spec)}")
+            if name not in STATISTICS:
+                raise StatisticSpecError(f"unknown statistic {name!r}{suggest(name, _names())}; expected one of "
+                                         f"{allowed}", "name")
+            extra = sorted(k for k in spec if k != "name")
+            if extra:
+                raise StatisticSpecError(f"unknown key; statistic {name!r} takes no parameter (only 'name')", extra[0])
+            return Statistic(name)
+        for k in spec:
+            if k not in ("name", key):
+                raise StatisticSpecError(f"unknown key{suggest(k, [key])}; statistic {name!r} takes the keys "
+                                         f"'name' and {key!r}", k)
+        if key not in spec:
+            raise StatisticSpecError(f"missing; statistic {name!r} needs {key!r}", key)
         value = spec[key]
         if name == "spearman":
             if not isinstance(value, str):
-                raise ValueError(f"statistic 'spearman': 'with' must name a measure, got {value!r}")
+                raise StatisticSpecError(f"statistic 'spearman': 'with' must name a measure, got {value!r}", key)
             return Statistic(name, other=value)
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ValueError(f"statistic {name!r}: {key} must be a number, got {value!r}")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise StatisticSpecError(f"statistic {name!r}: {key} must be a finite number, got {value!r}", key)
         if name == "percentile" and not 0 <= value <= 100:
-            raise ValueError(f"percentile q must be in [0, 100], got {value!r}")
+            raise StatisticSpecError(f"percentile q must be in [0, 100], got {value!r}", key)
         return Statistic(name, float(value))
-    raise ValueError(f"expected a statistic name or table, got {spec!r}")
+    raise StatisticSpecError(f"expected a statistic name (a string) or a table {{ name = ..., ... }}, got {spec!r}")

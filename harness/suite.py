@@ -15,21 +15,26 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from .errors import SuiteError
+from .errors import HarnessError, SuiteError
 from .measures import MEASURES
 from .optimizers import OPTIMIZERS
 from .options import build, check_keys, coerce, positive
 from .predictions import PREDICTIONS, arguments
 from .problems import PROBLEMS
-from .statistics import Statistic, parse_statistic
+from .statistics import Statistic, StatisticSpecError, parse_statistic
 
 __all__ = ["SCHEMA_VERSION", "Suite", "MeasureSpec", "EventSpec", "Window", "Expectation", "load_suite",
-           "DEVICES", "DTYPES"]
+           "check_unique_ids", "DEVICES", "DTYPES"]
 
 SCHEMA_VERSION = 1
 DEVICES = ("cpu", "cuda")
 DTYPES = ("float32", "float64")
 _ID = re.compile(r"[a-z0-9][a-z0-9_.\-]*")
+
+
+def point_label(value: Any) -> str:
+    """A sweep value as case ids spell it (``lr=0.3``): floats with ``%g``."""
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 @dataclass(frozen=True)
@@ -280,15 +285,82 @@ class _StopTable:
     after: int = field(default=0, metadata={"check": "nonnegative"})
 
 
+# Bounded work (docs/suite-format.md, "Bounds"). The longest catalogue run is 20,000 steps
+# (relu_provable_failure): 50x that. A case's trajectories hold every recorded point in memory
+# and in its record; the most a catalogue case records is 36,407 points (dmf_identity_depth3:
+# 7 measures x 5,201 steps): about 7x that.
+MAX_RUN_STEPS = 1_000_000
+MAX_RECORDED_POINTS = 250_000
+
+
+def _multiples(lo: int, hi: int, c: int) -> int:
+    """How many ``t`` in ``[lo, hi]`` (``0 <= lo``) are multiples of ``c``."""
+    return 0 if hi < lo else hi // c - (lo - 1) // c
+
+
+def recorded_points(spec: MeasureSpec, steps: int) -> int:
+    """How many points measure ``spec`` records at most in a run of ``steps`` steps (exactly,
+    for a measure without ``from_event``; for one with it, as if the event fired at step 0)."""
+    if spec.from_event is not None:
+        return _multiples(0, steps, spec.every) + (steps % spec.every != 0)
+    cu = min(spec.coarse_until, steps + 1)
+    n = _multiples(0, cu - 1, spec.coarse_every) + _multiples(cu, steps, spec.every)
+    last_counted = (steps % spec.coarse_every == 0) if steps < cu else (steps % spec.every == 0)
+    return n + (not last_counted)
+
+
+def _check_bounds(file: str, steps: int, measures: dict[str, MeasureSpec]) -> None:
+    """Refuse a run longer than :data:`MAX_RUN_STEPS` or one whose measures would record more than
+    :data:`MAX_RECORDED_POINTS` points in all (work and memory stay bounded)."""
+    if steps > MAX_RUN_STEPS:
+        raise SuiteError(file, "run.steps", f"at most {MAX_RUN_STEPS:,} steps per run (docs/suite-format.md, "
+                         f"'Bounds'), got {steps:,}")
+    counts = {name: recorded_points(spec, steps) for name, spec in measures.items()}
+    if sum(counts.values()) > MAX_RECORDED_POINTS:
+        top = max(counts, key=counts.get)
+        raise SuiteError(file, "measures", f"a case would record {sum(counts.values()):,} points over {steps:,} "
+                         f"steps ({', '.join(f'{n}: {c:,}' for n, c in counts.items())}); at most "
+                         f"{MAX_RECORDED_POINTS:,} per case are kept in memory and in its record: raise "
+                         f"measures.{top}.every (docs/suite-format.md, 'Bounds')")
+
+
 def _kind(table: Any, file: str, path: str, registry) -> str:
     if not isinstance(table, dict):
         raise SuiteError(file, path, f"expected a table, got {table!r}")
     if "kind" not in table:
         raise SuiteError(file, f"{path}.kind", f"missing; expected one of {registry.names()}")
-    kind = table["kind"]
+    kind = _name(table["kind"], file, f"{path}.kind", f"a {registry.kind} name, one of {registry.names()}")
     if kind not in registry:
         raise SuiteError(file, f"{path}.kind", registry.unknown(kind))
     return kind
+
+
+def _name(value: Any, file: str, path: str, what: str = "a name") -> str:
+    """``value`` if it is a non-empty string (a name: of a measure, event, statistic, kind...);
+    a :class:`SuiteError` otherwise. Every name is checked with this before it is looked up, so a
+    list or a table where a name belongs is a message, never ``TypeError: unhashable type``."""
+    if not isinstance(value, str) or not value:
+        raise SuiteError(file, path, f"expected {what} (a non-empty string), got {value!r}")
+    return value
+
+
+def _interval(value: Any, file: str, path: str) -> None:
+    """``[low, high]``: two finite numbers (checked by the table's type), ``low <= high``."""
+    if value is not None and (len(value) != 2 or value[0] > value[1]):
+        raise SuiteError(file, path, f"expected [low, high] with low <= high, got {value!r}")
+
+
+def check_unique_ids(suites: "list[Suite]") -> None:
+    """Refuse two suites with the same ``suite.id`` (their records would share one folder and
+    ``compare``/``report`` would keep only one of them): a :class:`SuiteError` naming both files.
+    The CLI (``run``, ``list``) and the pytest plugin call it on every suite they loaded."""
+    seen: dict[str, str] = {}
+    for suite in suites:
+        first = seen.setdefault(suite.id, suite.file)
+        if first != suite.file:
+            raise SuiteError(suite.file, "suite.id",
+                             f"{suite.id!r} is also the id of {first}; two suite files may not share an id "
+                             f"(their records would collide); rename one of them")
 
 
 def _suite_table(raw: dict, file: str) -> _SuiteTable:
@@ -300,8 +372,16 @@ def _suite_table(raw: dict, file: str) -> _SuiteTable:
             raise SuiteError(file, f"suite.devices[{i}]", f"expected one of {list(DEVICES)}, got {d!r}")
     if not meta.devices:
         raise SuiteError(file, "suite.devices", "expected at least one device")
+    if len(set(meta.devices)) != len(meta.devices):
+        raise SuiteError(file, "suite.devices", f"expected distinct devices, got {meta.devices!r}")
     if not meta.seeds or len(set(meta.seeds)) != len(meta.seeds):
         raise SuiteError(file, "suite.seeds", f"expected a non-empty list of distinct integers, got {meta.seeds!r}")
+    for i, seed in enumerate(meta.seeds):
+        if not 0 <= seed < 2 ** 63:
+            raise SuiteError(file, f"suite.seeds[{i}]", f"expected an integer in [0, 2**63), got {seed!r}")
+    for key in ("claim", "source"):
+        if not getattr(meta, key).strip():
+            raise SuiteError(file, f"suite.{key}", "expected a non-empty string")
     return meta
 
 
@@ -331,7 +411,8 @@ def _measures(raw: Any, file: str, steps: int, event_names: set[str]) -> dict[st
         path = f"measures.{name}"
         if not isinstance(table, dict):
             raise SuiteError(file, path, f"expected a table, got {table!r}")
-        kind = table.get("kind", name)
+        kind = _name(table["kind"], file, f"{path}.kind", f"a measure name, one of {MEASURES.names()}") \
+            if "kind" in table else name
         if kind not in MEASURES:
             raise SuiteError(file, f"{path}.kind" if "kind" in table else path, MEASURES.unknown(kind))
         every = coerce(table.get("every", 1), int, file, f"{path}.every")
@@ -345,6 +426,8 @@ def _measures(raw: Any, file: str, steps: int, event_names: set[str]) -> dict[st
         if cu < 0 or ce < 1:
             raise SuiteError(file, f"{path}.coarse", "expected until >= 0 and every >= 1")
         from_event = table.get("from_event")
+        if from_event is not None:
+            from_event = _name(from_event, file, f"{path}.from_event", "an event name")
         if from_event is not None and from_event not in event_names:
             raise SuiteError(file, f"{path}.from_event", f"expected an event of this suite {sorted(event_names)}, got {from_event!r}")
         if from_event is not None and coarse:
@@ -356,8 +439,8 @@ def _measures(raw: Any, file: str, steps: int, event_names: set[str]) -> dict[st
 
 def _prediction(table: dict, file: str, path: str, bindable: set[str], measures: dict) -> tuple[str | None, dict, str | None]:
     predict = table.get("predict")
-    args = table.get("args") or {}
-    compare = table.get("compare")
+    args = coerce(table.get("args", {}), dict, file, f"{path}.args")
+    compare = coerce(table.get("compare"), Literal["ratio", "difference"] | None, file, f"{path}.compare")
     if predict is None:
         if args:
             raise SuiteError(file, f"{path}.args", "args given without a prediction ('predict')")
@@ -365,8 +448,9 @@ def _prediction(table: dict, file: str, path: str, bindable: set[str], measures:
             raise SuiteError(file, f"{path}.compare", "compare given without a prediction ('predict')")
         return None, {}, None
     if not isinstance(predict, str) or predict not in PREDICTIONS:
-        raise SuiteError(file, f"{path}.predict", PREDICTIONS.unknown(predict))
-    args = dict(coerce(args, dict, file, f"{path}.args"))
+        raise SuiteError(file, f"{path}.predict", PREDICTIONS.unknown(predict) if isinstance(predict, str) else
+                         f"expected a prediction name (a string), one of {PREDICTIONS.names()}, got {predict!r}")
+    args = dict(args)
     needed = arguments(predict)
     check_keys(args, needed, file, f"{path}.args")
     for key, value in args.items():
@@ -395,6 +479,8 @@ def _events(raw: Any, file: str, bindable: set[str], measures: dict) -> dict[str
         if name in ("start", "end"):
             raise SuiteError(file, path, "'start' and 'end' are reserved anchors")
         measure = table.get("measure")
+        if measure is not None:
+            measure = _name(measure, file, f"{path}.measure", "a measure of this suite")
         if measure is None:  # a predicted step
             if "predict" not in table:
                 raise SuiteError(file, f"{path}.measure", "missing; an event needs a measure, or a prediction of its step")
@@ -438,7 +524,7 @@ def _overlays(raw: Any, file: str, bindable: set[str], measures: dict) -> tuple[
         path = f"overlay[{i}]"
         table = coerce(table, dict, file, path)
         check_keys(table, ["measure", "predict", "args"], file, path)
-        measure = table.get("measure")
+        measure = _name(table.get("measure"), file, f"{path}.measure", f"a measure of this suite {sorted(measures)}")
         if measure not in measures:
             raise SuiteError(file, f"{path}.measure", f"expected a measure of this suite {sorted(measures)}, got {measure!r}")
         if "predict" not in table:
@@ -448,7 +534,9 @@ def _overlays(raw: Any, file: str, bindable: set[str], measures: dict) -> tuple[
     return tuple(out)
 
 
-def _window(raw: Any, file: str, path: str, events: dict) -> Window:
+def _window(raw: Any, file: str, path: str, events: dict, steps: int) -> Window:
+    """A window, refused at load time when it cannot fit in a run of ``steps`` steps: one that
+    starts past the last step, or is longer than the run (windows are never cut short silently)."""
     if raw is None:
         return Window()
     t = build(_WindowTable, raw, file, path)
@@ -461,6 +549,28 @@ def _window(raw: Any, file: str, path: str, events: dict) -> Window:
         raise SuiteError(file, path, "give 'length' or 'fraction', not both")
     if t.fraction is not None and t.fraction > 1:
         raise SuiteError(file, f"{path}.fraction", f"expected a number in (0, 1], got {t.fraction!r}")
+    length = t.length if t.length is not None else (round(t.fraction * steps) if t.fraction is not None else 0)
+    size = f"{path}.length" if t.length is not None else f"{path}.fraction"
+    run = f"the run's last step {steps} (run.steps)"
+    if t.anchor == "end":
+        if t.offset > steps:
+            raise SuiteError(file, f"{path}.offset",
+                             f"the window ends {t.offset} steps before the last step, before step 0 of the run "
+                             f"(run.steps = {steps}); expected an offset <= {steps}")
+        if length > steps - t.offset:
+            raise SuiteError(file, size, f"the window [{steps - t.offset - length}, {steps - t.offset}] starts before "
+                             f"step 0: {length} steps ending {t.offset} before {run}; expected a length <= "
+                             f"{steps - t.offset}")
+    else:
+        where = "step 0" if t.anchor == "start" else f"the step event {t.anchor!r} fires on"
+        if t.offset > steps:
+            raise SuiteError(file, f"{path}.offset",
+                             f"the window starts {t.offset} steps after {where}, past {run}; expected an offset "
+                             f"<= {steps}")
+        if t.offset + length > steps:
+            raise SuiteError(file, size,
+                             f"the window ends {t.offset + length} steps after {where}, past {run}; expected "
+                             f"offset + length <= {steps} (a window is never cut short silently)")
     return Window(t.anchor, t.offset, t.length, t.fraction, t.until)
 
 
@@ -475,12 +585,18 @@ def _predicted_value(table: dict, file: str, path: str, bindable: set[str], meas
     return predict, args
 
 
+def _same(a: Any, b: Any) -> bool:
+    """Equal values of the same kind: ``true`` is not ``1`` (bool is an int in Python)."""
+    return isinstance(a, bool) == isinstance(b, bool) and a == b
+
+
 _NEEDS = {"approx": (), "interval": ("interval",), "le": ("bound",), "ge": ("bound",), "lt": ("bound",), "gt": ("bound",),
           "reaches": ("threshold", "within")}
 
 
 def _expectation(table: Any, i: int, file: str, bindable: set[str], measures: dict, events: dict,
-                 devices: tuple[str, ...], sweep: dict | None = None, sweep_axes: dict | None = None) -> Expectation:
+                 devices: tuple[str, ...], steps: int, sweep: dict | None = None,
+                 sweep_axes: dict | None = None) -> Expectation:
     path = f"sweep_expect[{i}]" if sweep is not None else f"expect[{i}]"
     sweep_axes = sweep if sweep is not None else (sweep_axes or {})
     t = build(_ExpectTable, table, file, path)
@@ -499,6 +615,7 @@ def _expectation(table: Any, i: int, file: str, bindable: set[str], measures: di
     for key in ("name", "measure"):
         if key not in table:
             raise SuiteError(file, f"{path}.{key}", "missing; expected a string")
+        _name(table[key], file, f"{path}.{key}", "a name")
     if "check" not in table:
         raise SuiteError(file, f"{path}.check", f"missing; expected one of {list(_NEEDS)}")
     if t.measure not in measures:
@@ -512,8 +629,7 @@ def _expectation(table: Any, i: int, file: str, bindable: set[str], measures: di
             raise SuiteError(file, f"{path}.target", "missing; check 'approx' without a prediction needs a target")
         if t.rtol is None and t.atol is None:
             raise SuiteError(file, f"{path}.rtol", "missing; check 'approx' needs rtol and/or atol")
-    if t.interval is not None and (len(t.interval) != 2 or t.interval[0] > t.interval[1]):
-        raise SuiteError(file, f"{path}.interval", f"expected [low, high] with low <= high, got {t.interval!r}")
+    _interval(t.interval, file, f"{path}.interval")
     if t.check == "reaches":
         if t.statistic is not None:
             raise SuiteError(file, f"{path}.statistic", "check 'reaches' takes no statistic (it measures the steps to the threshold)")
@@ -523,22 +639,27 @@ def _expectation(table: Any, i: int, file: str, bindable: set[str], measures: di
             raise SuiteError(file, f"{path}.statistic", "missing; expected a statistic such as 'median' or 'p90'")
         try:
             statistic = parse_statistic(t.statistic)
-        except ValueError as exc:
-            raise SuiteError(file, f"{path}.statistic", str(exc)) from None
+        except StatisticSpecError as exc:
+            raise SuiteError(file, f"{path}.statistic" + (f".{exc.key}" if exc.key else ""), str(exc)) from None
         if statistic.other is not None and statistic.other not in measures:
             raise SuiteError(file, f"{path}.statistic.with",
                              f"expected one of the suite's measures {sorted(measures)}, got {statistic.other!r}")
-    window = _window(t.window, file, f"{path}.window", events)
+    window = _window(t.window, file, f"{path}.window", events, steps)
     on = {}
     for dev, over in (t.on or {}).items():
         if dev not in devices:
             raise SuiteError(file, f"{path}.on.{dev}", f"expected one of the suite's devices {list(devices)}")
         on[dev] = build(_ToleranceTable, over, file, f"{path}.on.{dev}")
+        _interval(on[dev].interval, file, f"{path}.on.{dev}.interval")
+        for key in ("target", "bound"):
+            if isinstance(getattr(on[dev], key), dict):
+                value = _predicted_value(getattr(on[dev], key), file, f"{path}.on.{dev}.{key}", bindable, measures)
+                on[dev] = dataclasses.replace(on[dev], **{key: value})
     where = dict(t.where or {})
     for key, value in where.items():
         if key not in sweep_axes:
             raise SuiteError(file, f"{path}.where.{key}", f"expected a sweep axis of this suite {sorted(sweep_axes)}")
-        if value not in sweep_axes[key]:
+        if not any(_same(value, v) for v in sweep_axes[key]):
             raise SuiteError(file, f"{path}.where.{key}", f"{value!r} is not among the axis' values {sweep_axes[key]}")
     target = t.target if t.target is not None else ({"ratio": 1.0, "difference": 0.0}.get(compare) if predict else None)
     if isinstance(target, dict):
@@ -554,8 +675,20 @@ def _expectation(table: Any, i: int, file: str, bindable: set[str], measures: di
 
 
 def load_suite(path: str | Path) -> Suite:
-    """Read and validate one suite file; raises :class:`SuiteError` on any problem."""
-    path = Path(path)
+    """Read and validate one suite file; raises :class:`SuiteError` on any problem.
+
+    Every check names its key; should one be missing, an exception a check did not anticipate
+    (a problem's or a measure's own validation) still comes back as a :class:`SuiteError`
+    naming the file, never as a traceback."""
+    try:
+        return _load_suite(Path(path))
+    except HarnessError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a message naming the file, never a traceback
+        raise SuiteError(str(path), "", f"cannot be validated: {type(exc).__name__}: {exc}") from exc
+
+
+def _load_suite(path: Path) -> Suite:
     file = str(path)
     try:
         data = path.read_bytes()
@@ -572,6 +705,8 @@ def load_suite(path: str | Path) -> Suite:
                file, "")
     if "schema" not in raw:
         raise SuiteError(file, "schema", f"missing; expected schema = {SCHEMA_VERSION}")
+    if type(raw["schema"]) is not int:  # not true (a bool is an int), not 1.0
+        raise SuiteError(file, "schema", f"expected the integer {SCHEMA_VERSION}, got {raw['schema']!r}")
     if raw["schema"] != SCHEMA_VERSION:
         raise SuiteError(file, "schema", f"unsupported schema version {raw['schema']!r}; this harness reads {SCHEMA_VERSION}")
     for key in ("suite", "problem", "optimizer", "run", "measures"):
@@ -606,12 +741,22 @@ def load_suite(path: str | Path) -> Suite:
             if key in sweep:
                 raise SuiteError(file, f"optimizer.{key}", exc.message) from None
             raise
-    bindable = {f.name for f in dataclasses.fields(OPTIMIZERS[okind])} | \
+    # every case id distinct: a repeated sweep value would run the same case twice
+    for key, value in sweep.items():
+        labels = [point_label(v) for v in value]
+        if zipped == "product" and len(set(labels)) != len(labels):
+            raise SuiteError(file, f"optimizer.{key}", f"expected distinct values (each is a case), got {value!r}")
+    points = [tuple(map(point_label, p)) for p in zip(*sweep.values())]
+    if zipped == "zip" and len(set(points)) != len(points):
+        raise SuiteError(file, "optimizer.sweep", f"with sweep = 'zip' every point must differ (each is a case), "
+                         f"got {points}")
+    bindable = {f.name for f in dataclasses.fields(OPTIMIZERS[okind])} | set(otable) | \
         {f.name for f in dataclasses.fields(PROBLEMS[pkind])} | {"steps", "seed", "step"}  # names a prediction may bind to
 
     run = build(_RunTable, raw["run"], file, "run")
-    events_raw = coerce(raw.get("events") or {}, dict, file, "events")
+    events_raw = coerce(raw.get("events", {}), dict, file, "events")
     measures = _measures(raw["measures"], file, run.steps, set(events_raw))
+    _check_bounds(file, run.steps, measures)
     events = _events(events_raw, file, bindable, measures)
     for name, spec in measures.items():
         if spec.from_event is not None and events[spec.from_event].measure == name:
@@ -621,13 +766,13 @@ def load_suite(path: str | Path) -> Suite:
         raise SuiteError(file, "suite.report_only", "a report-only suite records measures and asserts nothing: drop its expectations")
     if not meta.report_only and (not isinstance(expects, list) or not expects):
         raise SuiteError(file, "expect", "expected at least one [[expect]] table (or suite.report_only = true)")
-    expectations = tuple(_expectation(t, i, file, bindable, measures, events, tuple(meta.devices),
+    expectations = tuple(_expectation(t, i, file, bindable, measures, events, tuple(meta.devices), run.steps,
                                       sweep_axes=sweep) for i, t in enumerate(expects))
     sweeps = raw.get("sweep_expect", [])
     if not isinstance(sweeps, list):
         raise SuiteError(file, "sweep_expect", "expected [[sweep_expect]] tables")
-    sweep_expectations = tuple(_expectation(t, i, file, bindable, measures, events, tuple(meta.devices), sweep)
-                               for i, t in enumerate(sweeps))
+    sweep_expectations = tuple(_expectation(t, i, file, bindable, measures, events, tuple(meta.devices), run.steps,
+                                            sweep) for i, t in enumerate(sweeps))
     names = [e.name for e in expectations + sweep_expectations]
     dup = {n for n in names if names.count(n) > 1}
     if dup:
@@ -639,6 +784,14 @@ def load_suite(path: str | Path) -> Suite:
         if stop.event not in events:
             raise SuiteError(file, "run.stop.event", f"expected an event of this suite {sorted(events)}, got {stop.event!r}")
         stop_event, stop_after = stop.event, stop.after
+        for kind, group in (("expect", expectations), ("sweep_expect", sweep_expectations)):
+            for i, e in enumerate(group):  # the run ends `after` steps past its stop event
+                w = e.window
+                if w.anchor == stop_event and w.length is not None and w.offset + w.length > stop_after:
+                    raise SuiteError(file, f"{kind}[{i}].window.length",
+                                     f"the window ends {w.offset + w.length} steps after {stop_event!r}, but the run "
+                                     f"stops {stop_after} steps after it (run.stop.after); expected offset + length "
+                                     f"<= {stop_after}")
     return Suite(
         file=file, sha256=hashlib.sha256(data).hexdigest(), id=meta.id, claim=meta.claim, source=meta.source,
         devices=tuple(meta.devices), dtypes=dtypes, seeds=tuple(meta.seeds), matmul_precision=meta.matmul_precision,

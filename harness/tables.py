@@ -6,7 +6,7 @@ from typing import Sequence
 
 from .expectations import Verdict
 
-__all__ = ["format_table", "summary_rows", "failure_table", "fmt"]
+__all__ = ["format_table", "summary_rows", "failure_table", "fmt", "case_reason"]
 
 
 def fmt(x: float | None) -> str:
@@ -22,24 +22,43 @@ def format_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 SUMMARY_HEADER = ("suite", "case", "expectation", "statistic", "measured", "predicted", "tolerance", "verdict")
 
 
-def _row(suite_id: str, case_id: str, v: Verdict) -> list[str]:
+def _row(suite_id: str, case_id: str, v: Verdict, why: str | None = None) -> list[str]:
     stat = v.statistic or "-"
     if v.predict and v.per_case is None:
         stat = f"{stat}({v.measure}{'/' if v.compare == 'ratio' else '-'}{v.predict})"
     return [suite_id, case_id, v.name, stat, fmt(v.measured), fmt(v.predicted), v.tolerance or "-",
-            "PASS" if v.passed else "FAIL"]
+            ("PASS" if v.passed else "FAIL") + (f" ({why})" if why else "")]
+
+
+REASON_WIDTH = 90
+
+
+def case_reason(result) -> str | None:
+    """Why a case ended early, for its rows of the summary: ``error at step N: Type: message``
+    (first line, shortened) or ``diverged at step N``; None for a run that went to its end."""
+    if result.error is not None:
+        at = result.info.get("error_step")
+        text = (f"error at step {at}: " if at is not None else "error: ") + result.error.strip().splitlines()[0]
+        return text if len(text) <= REASON_WIDTH else text[:REASON_WIDTH - 3] + "..."
+    if result.diverged_at is not None:
+        return f"diverged at step {result.diverged_at}"
+    return None
 
 
 def summary_rows(results, sweeps=()) -> list[list[str]]:
-    """One row per expectation of every case (one row for a skipped case), then one per
-    sweep expectation and group (``sweeps``: ``[(suite id, group id, verdict)]``)."""
+    """One row per expectation of every case (one row for a skipped case, and for a case with no
+    expectation that errored or diverged), then one per sweep expectation and group (``sweeps``:
+    ``[(suite id, group id, verdict)]``). A case that raised or diverged says so in its verdicts."""
     rows = []
     for r in results:
         c = r.case
         if r.skipped is not None:
             rows.append([c.suite.id, c.id, "-", "-", "-", "-", "-", f"SKIP ({r.skipped})"])
             continue
-        rows.extend(_row(c.suite.id, c.id, v) for v in r.verdicts)
+        why = case_reason(r)
+        rows.extend(_row(c.suite.id, c.id, v, why) for v in r.verdicts)
+        if why and not r.verdicts:
+            rows.append([c.suite.id, c.id, "-", "-", "-", "-", "-", f"{'PASS' if r.passed else 'FAIL'} ({why})"])
     rows.extend(_row(suite_id, key, v) for suite_id, key, v in sweeps)
     return rows
 

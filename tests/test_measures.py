@@ -57,3 +57,31 @@ def test_lambda_max_options_are_checked():
         LambdaMax(k=2, index=3)
     with pytest.raises(ValueError, match="presample"):
         LambdaMax(presample=1.5)
+
+
+def test_stability_threshold_work_is_bounded(tmp_path):
+    from harness import SuiteError, load_suite
+    from harness.measures import StabilityThreshold
+    from suite_text import VALID, write
+
+    StabilityThreshold()  # the defaults: 1001 x 4000 x 3
+    StabilityThreshold(points=10_000, steps=10_000, rounds=10)  # exactly the bound
+    with pytest.raises(ValueError, match="1-D steps"):
+        StabilityThreshold(points=10_000, steps=100_000, rounds=3)
+    text = VALID.replace("[measures.lambda_max]", "[measures.stability_threshold]\nsteps = 1000000000\n\n[measures.lambda_max]")
+    with pytest.raises(SuiteError, match="1-D steps") as err:
+        load_suite(write(tmp_path, text))
+    assert err.value.key.startswith("measures.stability_threshold")
+
+
+@pytest.mark.parametrize("curvature", [1e300, float("inf")])
+@pytest.mark.parametrize("k", [1, 2])
+def test_lambda_max_on_an_overflowing_hessian_is_nan_with_a_reason(curvature, k):
+    """The Hessian's products overflow (curvature 1e300: finite entries, squared norms beyond
+    float64); the measure is NaN with the reason, never a crash, for Lanczos and block Lanczos."""
+    from harness.problems import Quadratic
+
+    problem = Quadratic(eigenvalues=[curvature, 1.0, 0.5]).build(0, torch.float64, torch.device("cpu"))
+    ctx = StepContext(0, problem.theta0, problem, GD(lr=0.1))
+    m = LambdaMax(k=k)(ctx, {})
+    assert math.isnan(m.value) and not m.aux["converged"] and "overflow" in m.aux["reason"]

@@ -62,6 +62,14 @@ def test_short_summary_names_the_failed_expectations(pytester, monkeypatch):
                                  "sharpness_below_edge"])
 
 
+def test_two_suite_files_with_one_id_are_a_collection_error_naming_both(pytester):
+    _suite(pytester)
+    pytester.makefile(".toml", **{"suites/copy": VALID})
+    result = pytester.runpytest("--device", "cpu", "--harness-out", "")
+    result.stdout.fnmatch_lines(["*suites/tiny.toml: suite.id: 'test.tiny' is also the id of suites/copy.toml*"])
+    assert result.ret != 0 and "passed" not in result.outlines[-1]
+
+
 def test_a_suite_folder_named_on_the_command_line_is_collected_wherever_it_is(pytester):
     pytester.makefile(".toml", **{"elsewhere/my_suites/tiny": VALID,
                                   "elsewhere/my_suites/pyproject": '[project]\nname = "x"\n'})

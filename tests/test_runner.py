@@ -34,11 +34,86 @@ def test_run_records_trajectories_and_verdicts(suite):
 
 
 def test_a_diverging_run_is_a_failure_not_a_crash(tmp_path):
-    s = load_suite(write(tmp_path, VALID.replace("lr = [0.1, 0.2]", "lr = 1000.0")))
+    # lr = 1e200 on curvature 4: theta_1 ~ 4e200, so L_1 = inf, with no finite explosion before it
+    s = load_suite(write(tmp_path, VALID.replace("lr = [0.1, 0.2]", "lr = 1e200")))
     r = run_case(expand(s, ["cpu"])[0])
-    assert r.status == "failed" and r.diverged_at is not None
+    assert r.status == "failed" and r.diverged_at == 1 and r.error is None
+    assert r.info["divergence"] == "non-finite loss or parameters"
     assert all(f"diverged at step {r.diverged_at}" in v.message for v in r.verdicts)
     assert r.trajectories["loss"]["steps"][-1] == r.diverged_at - 1  # nothing measured at a non-finite iterate
+
+
+def test_a_finite_explosion_is_a_divergence_measured_at_its_last_step(tmp_path):
+    """GD at lr = 1 on curvature 4 multiplies the loss by ~9 a step: after 60 steps it is ~1e57,
+    finite. The run stops at the first loss above EXPLOSION_FACTOR * max(|L_0|, 1)."""
+    from harness.runner import EXPLOSION_FACTOR
+
+    s = load_suite(write(tmp_path, VALID.replace("lr = [0.1, 0.2]", "lr = 1.0")))
+    r = run_case(expand(s, ["cpu"])[0])
+    loss = r.trajectories["loss"]
+    bound = EXPLOSION_FACTOR * max(abs(loss["values"][0]), 1.0)
+    first = next(step for step, v in zip(loss["steps"], loss["values"]) if v > bound)
+    assert r.error is None and r.status == "failed"
+    assert r.diverged_at == first and loss["steps"][-1] == first and r.last_step == first
+    assert 5 < first < 30 and all(v <= bound for v in loss["values"][:-1])
+    assert "exploding" in r.info["divergence"] and r.info["loss_at_divergence"] == loss["values"][-1]
+    assert r.trajectories["lambda_max"]["steps"][-1] == first  # the last step is measured by every measure
+    assert all(f"diverged at step {first}" in v.message and "exploding" in v.message for v in r.verdicts)
+    assert r.record("x")["diverged_at"] == first
+
+
+def test_an_expected_explosion_still_passes(tmp_path):
+    text = VALID.replace("lr = [0.1, 0.2]", "lr = 1.0") + """
+[measures.loss_ratio]
+
+[[expect]]
+name = "explodes"
+measure = "loss_ratio"
+check = "reaches"
+direction = "above"
+threshold = 1e6
+within = 10
+allow_divergence = true
+"""
+    s = load_suite(write(tmp_path, text))
+    r = run_case(expand(s, ["cpu"])[0])
+    (v,) = [v for v in r.verdicts if v.name == "explodes"]
+    assert r.diverged_at is not None and v.passed and v.measured is not None and v.measured < r.diverged_at
+
+
+def test_a_measure_that_cannot_be_computed_is_nan_with_its_reason(suite, monkeypatch):
+    import math
+
+    import harness.measures as measures
+
+    real = measures.LambdaMax.__call__
+
+    def failing(self, ctx, memory):
+        if ctx.step == 20:
+            raise torch.linalg.LinAlgError("linalg.eigh: The algorithm failed to converge")
+        return real(self, ctx, memory)
+
+    monkeypatch.setattr(measures.LambdaMax, "__call__", failing)
+    r = run_case(expand(suite, ["cpu"])[0])
+    lam = r.trajectories["lambda_max"]
+    assert r.error is None and lam["steps"] == [0, 10, 20, 30, 40, 50, 60]
+    i = lam["steps"].index(20)
+    assert math.isnan(lam["values"][i]) and "failed to converge" in lam["aux"]["reason"][i]
+    assert lam["aux"]["reason"][0] is None and len(lam["aux"]["converged"]) == 7
+    assert not next(v for v in r.verdicts if v.name == "sharpness_below_edge").passed  # a NaN in its window
+
+
+def test_lanczos_on_an_overflowing_iterate_is_nan_not_a_crash(tmp_path):
+    """The reported crash: heavy ball far past its edge drives the loss to ~1e286 before it is
+    inf, and the Lanczos tridiagonal of the Hessian there cannot be solved. Here: a quadratic with
+    curvature 1e300 (products overflow), measured at step 0 before any explosion."""
+    import math
+
+    text = VALID.replace("eigenvalues = [4.0, 1.0, 0.5]", "eigenvalues = [1e300, 1e-300, 0.5]")
+    r = run_case(expand(load_suite(write(tmp_path, text)), ["cpu"])[0])
+    lam = r.trajectories["lambda_max"]
+    assert r.error is None and lam["steps"][0] == 0
+    assert math.isnan(lam["values"][0]) and "overflow" in lam["aux"]["reason"][0]
 
 
 def test_cuda_case_without_a_gpu_is_skipped_with_a_reason(suite):
@@ -51,13 +126,34 @@ def test_cuda_case_without_a_gpu_is_skipped_with_a_reason(suite):
 def test_a_crash_inside_a_case_is_reported_as_its_failure(suite, monkeypatch):
     import harness.measures as measures
 
+    real = measures.LambdaMax.__call__
+
     def broken(self, ctx, memory):
-        raise RuntimeError("kernel exploded")
+        if ctx.step == 30:
+            raise RuntimeError("kernel exploded")
+        return real(self, ctx, memory)
 
     monkeypatch.setattr(measures.LambdaMax, "__call__", broken)
     r = run_case(expand(suite, ["cpu"])[0])
     assert r.status == "failed" and "kernel exploded" in r.error
-    assert all("kernel exploded" in v.message for v in r.verdicts)
+    assert all("kernel exploded" in v.message and "at step 30" in v.message for v in r.verdicts)
+    # every measurement taken before the crash is kept, in the record too
+    rec = r.record("x")
+    assert rec["trajectories"]["loss"]["steps"] == list(range(31))  # loss is measured before lambda_max
+    assert rec["trajectories"]["lambda_max"]["steps"] == [0, 10, 20]
+    assert rec["info"]["error_step"] == 30 and rec["status"] == "failed"
+
+
+def test_a_report_only_case_that_crashes_is_not_passed(tmp_path, monkeypatch):
+    import harness.measures as measures
+
+    def broken(self, ctx, memory):
+        raise RuntimeError("kernel exploded")
+
+    monkeypatch.setattr(measures.LambdaMax, "__call__", broken)
+    text = VALID.split("[[expect]]")[0].replace("slow = false", "slow = false\nreport_only = true")
+    r = run_case(expand(load_suite(write(tmp_path, text)), ["cpu"])[0])
+    assert r.verdicts == [] and r.error is not None and r.status == "failed"
 
 
 def test_stop_on_event_and_measures_from_an_event(tmp_path):
@@ -99,3 +195,120 @@ round = "floor"
     s = load_suite(write(tmp_path, text.replace("within = 60", "within = 12")))
     r = run_case(expand(s, ["cpu"])[0])
     assert r.last_step == 12 and r.trajectories["loss"]["steps"][-1] == 12  # floor(2 / 0.2) + 2
+
+
+HEAVY_BALL_PAST_ITS_EDGE = '''
+schema = 1
+
+[suite]
+id = "test.heavy_ball_explodes"
+claim = "Heavy ball far past its edge on the EoS MLP."
+source = "issue 12"
+devices = ["cpu"]
+dtype = "float64"
+slow = false
+
+[problem]
+kind = "mlp"
+data = "gaussian_teacher"
+n_samples = 256
+input_dim = 20
+n_outputs = 1
+widths = [64, 64]
+activation = "tanh"
+loss = "mse"
+
+[optimizer]
+kind = "heavy_ball"
+momentum = 0.9
+lr = 0.6
+
+[run]
+steps = 300
+
+[measures.loss]
+
+[measures.lambda_max]
+every = 20
+
+[[expect]]
+name = "hovers_at_edge"
+measure = "lambda_max"
+statistic = "median"
+check = "le"
+bound = 100.0
+'''
+
+
+def test_the_reported_heavy_ball_explosion_is_a_divergence(tmp_path):
+    r = run_case(expand(load_suite(write(tmp_path, HEAVY_BALL_PAST_ITS_EDGE)))[0])
+    assert r.error is None and r.diverged_at is not None and "exploding" in r.info["divergence"]
+    assert 15 < r.diverged_at < 40  # L_0 = 0.54; L_20 = 1.3e8; L_30 = 1.8e21
+    lam = r.trajectories["lambda_max"]
+    assert lam["steps"][-1] == r.diverged_at and r.trajectories["loss"]["steps"][-1] == r.diverged_at
+    (v,) = r.verdicts
+    assert not v.passed and f"diverged at step {r.diverged_at}" in v.message
+
+
+def test_the_reported_crash_without_the_explosion_bound_is_still_no_crash(tmp_path, monkeypatch):
+    """Without the bound the run goes on to loss ~1e286 (step 240), where the Hessian's Lanczos
+    tridiagonal used to fail in linalg.eigh; now that lambda_max is NaN and the run ends at the
+    first non-finite loss."""
+    import math
+
+    import harness.runner as runner
+
+    monkeypatch.setattr(runner, "EXPLOSION_FACTOR", math.inf)
+    r = run_case(expand(load_suite(write(tmp_path, HEAVY_BALL_PAST_ITS_EDGE)))[0])
+    assert r.error is None and r.info["divergence"] == "non-finite loss or parameters"
+    assert 200 < r.diverged_at < 300
+    lam = r.trajectories["lambda_max"]
+    assert lam["steps"] == list(range(0, r.diverged_at, 20))
+    assert math.isnan(lam["values"][-1]) and "overflow" in lam["aux"]["reason"][-1]  # step 240
+    assert all(math.isfinite(v) for v in lam["values"][:-1])
+
+
+def test_run_steps_are_bounded(tmp_path, capsys):
+    from harness import SuiteError
+    from harness.cli import main
+    from harness.suite import MAX_RUN_STEPS
+
+    for steps in (MAX_RUN_STEPS + 1, 10 ** 12):
+        path = write(tmp_path, VALID.replace("steps = 60", f"steps = {steps}"), f"s{steps}.toml")
+        with pytest.raises(SuiteError) as err:
+            load_suite(path)
+        assert err.value.key == "run.steps" and f"{MAX_RUN_STEPS:,}" in err.value.message
+        assert main(["run", str(path), "--out", str(tmp_path / "out"), "--device", "cpu"]) == 2
+        assert f"{path}: run.steps: at most {MAX_RUN_STEPS:,} steps" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").rglob("*.json"))
+
+
+def test_recorded_points_are_bounded_per_case(tmp_path):
+    from harness import SuiteError
+    from harness.suite import MAX_RECORDED_POINTS, MAX_RUN_STEPS
+
+    dense = VALID.replace("steps = 60", f"steps = {MAX_RUN_STEPS}").replace("within = 60", "within = 100")
+    with pytest.raises(SuiteError) as err:  # loss every step: 1,000,001 points
+        load_suite(write(tmp_path, dense))
+    assert err.value.key == "measures" and "1,100,002 points" in err.value.message
+    assert f"at most {MAX_RECORDED_POINTS:,}" in err.value.message and "measures.loss.every" in err.value.message
+    # loss every 8 (125,001 points) and lambda_max every 10 (100,001): 225,002 <= 250,000
+    sparse = load_suite(write(tmp_path, dense.replace("[measures.loss]\nevery = 1", "[measures.loss]\nevery = 8"), "ok.toml"))
+    assert sparse.steps == MAX_RUN_STEPS
+
+
+def test_recorded_points_counts_what_the_runner_records():
+    import random
+
+    from harness.suite import MeasureSpec, recorded_points
+
+    rng = random.Random(0)
+    for _ in range(2000):
+        steps, every = rng.randint(1, 200), rng.randint(1, 30)
+        if rng.random() < 0.3:
+            spec = MeasureSpec("m", "loss", None, every, from_event="e")
+            fired = {"e": 0}  # the most an event-started measure can record: fired at step 0
+        else:
+            spec = MeasureSpec("m", "loss", None, every, rng.choice([0, rng.randint(0, 250)]), rng.randint(1, 30))
+            fired = None
+        assert recorded_points(spec, steps) == sum(spec.due(t, steps, fired) for t in range(steps + 1)), spec

@@ -138,3 +138,33 @@ def test_block_lanczos_reports_non_convergence():
     assert not res.converged and res.n_matvecs == 6
     with pytest.raises(MeasurementError):
         res.top()
+
+
+@pytest.mark.parametrize("solver", ["lanczos", "block_lanczos"])
+@pytest.mark.parametrize("bad", [float("inf"), float("nan"), 1e300])
+def test_an_overflowing_operator_gives_nan_with_a_reason_not_an_exception(solver, bad):
+    """What a Hessian at an exploding iterate looks like: products that are or become non-finite."""
+    A = random_symmetric(20, 3)
+    A[0, 0] = bad  # 1e300: finite entries, but squared norms of the products overflow
+    op = matrix_operator(A)
+    res = lanczos(op, k=1, tol=1e-8) if solver == "lanczos" else block_lanczos(op, k=2, tol=1e-8)
+    assert not res.converged and res.failure and "overflow" in res.failure
+    assert torch.isnan(res.eigenvalues).all() and res.n_matvecs >= 1
+    with pytest.raises(MeasurementError):
+        res.top()
+
+
+@pytest.mark.parametrize("solver", ["lanczos", "block_lanczos"])
+def test_a_failed_tridiagonal_eigensolve_gives_nan_with_a_reason(solver, monkeypatch):
+    def eigh(T):
+        raise torch.linalg.LinAlgError("linalg.eigh: The algorithm failed to converge")
+
+    monkeypatch.setattr(torch.linalg, "eigh", eigh)
+    op = matrix_operator(random_symmetric(20, 4))
+    res = lanczos(op, k=1) if solver == "lanczos" else block_lanczos(op, k=2)
+    assert not res.converged and "eigensolve failed" in res.failure and torch.isnan(res.eigenvalues).all()
+
+
+def test_a_solvable_run_reports_no_failure():
+    res = lanczos(matrix_operator(random_symmetric(20, 5)), k=1, tol=1e-10, max_iter=20)
+    assert res.converged and res.failure == ""

@@ -77,6 +77,12 @@ class StepContext:
     def grad(self) -> Tensor:
         return self.value_and_grad(self.theta)[1]
 
+    @property
+    def computed_grad(self) -> Tensor | None:
+        """``grad L(theta)`` if this step has already computed it (a full-batch rule's ``loss``
+        does), else None; never computes it."""
+        return None if self._vg is None else self._vg[1]
+
 
 from . import basic, curvature, dynamics, jacobian, matrix  # noqa: E402,F401  (register the measures)
 from .basic import GradNorm, Loss, LossRatio, MinibatchLoss, RelativeChange, TestLoss  # noqa: E402

@@ -36,7 +36,8 @@ class LambdaMax:
 
     Records ``aux``: relative residual (the largest of the ``k``), products used, converged, and
     for ``k > 1`` all ``k`` eigenvalues. An unconverged estimate is recorded in
-    ``aux["estimate"]`` and the value is NaN, so no statistic can use it.
+    ``aux["estimate"]`` and the value is NaN, so no statistic can use it; one that could not be
+    computed at all (overflowing products, a failed eigensolve) is NaN with ``aux["reason"]``.
     """
 
     operator: Literal["hessian", "gauss_newton"] = "hessian"
@@ -77,11 +78,17 @@ class LambdaMax:
             aux["presample_matvecs"] = res.presample_matvecs
         if self.k > 1:
             aux["eigenvalues"] = [float(x) for x in res.eigenvalues]
+        if res.failure:
+            aux["reason"] = res.failure
         value = float(res.eigenvalues[self.index - 1])
         if not res.converged:
             aux["estimate"] = value
             return Measurement(math.nan, aux)
         return Measurement(value, aux)
+
+
+# bounded work of one stability_threshold measurement: ~80x the defaults' 1001 x 4000 x 3 one-dimensional steps
+MAX_THRESHOLD_WORK = 10 ** 9
 
 
 @MEASURES.register("stability_threshold")
@@ -105,6 +112,9 @@ class StabilityThreshold:
     def __post_init__(self):
         if self.low >= self.high or self.points < 3 or self.steps < 8:
             raise ValueError("need low < high, points >= 3 and steps >= 8")
+        if self.points * self.steps * self.rounds > MAX_THRESHOLD_WORK:
+            raise ValueError(f"points x steps x rounds = {self.points * self.steps * self.rounds:,} is more than "
+                             f"{MAX_THRESHOLD_WORK:,} 1-D steps (the defaults take {1001 * 4000 * 3:,})")
 
     def _stable(self, optimizer: Any, lam: Tensor) -> Tensor:
         w = torch.ones_like(lam)
@@ -167,6 +177,8 @@ class PreconditionedSharpness:
         memory["v"] = res.eigenvectors[:, 0]
         aux = {"relative_residual": float(res.relative_residuals[0]), "n_matvecs": res.n_matvecs,
                "converged": res.converged}
+        if res.failure:
+            aux["reason"] = res.failure
         if not res.converged:
             return Measurement(math.nan, {**aux, "estimate": float(res.eigenvalues[0])})
         return Measurement(ctx.optimizer.effective_lr * float(res.eigenvalues[0]), aux)
