@@ -27,7 +27,7 @@ from torch import Tensor, nn
 from torch.func import functional_call
 
 from .curvature import input_jacobians
-from .errors import MeasurementError
+from .errors import UnsupportedError
 from .objective import FlatModule
 
 __all__ = ["FirstLayer", "first_layer", "mean_sq_jacobian_norm", "chain_rule_error", "trace_inequality_ratio"]
@@ -50,7 +50,7 @@ def first_layer(model: FlatModule, theta: Tensor) -> FirstLayer:
     """Split an ``nn.Sequential`` whose first module is ``nn.Linear``."""
     module = getattr(model, "module", None)
     if not isinstance(module, nn.Sequential) or not isinstance(module[0], nn.Linear):
-        raise MeasurementError("the Hessian-Jacobian measures need an nn.Sequential model whose first layer is nn.Linear")
+        raise UnsupportedError("the Hessian-Jacobian measures need an nn.Sequential model whose first layer is nn.Linear")
     params = model.unflatten(theta)
     rest = module[1:]
     rest_names = {n for n, _ in rest.named_parameters()}

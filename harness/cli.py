@@ -128,7 +128,10 @@ def _run(args: argparse.Namespace) -> int:
     s_fail = sum(not v.passed for _, _, v in sweeps)
     print(f"\ncases: {n_pass} passed, {n_fail} failed, {n_skip} skipped; sweep expectations: "
           f"{len(sweeps) - s_fail} passed, {s_fail} failed; records in {out / run_id}")
-    return 1 if n_fail or s_fail else 0
+    invalid = [r.invalid for r in results if r.invalid]
+    for message in dict.fromkeys(invalid):  # a suite that cannot run as written is bad input, not a failed claim
+        print(f"theory-harness: error: {message}", file=sys.stderr)
+    return 2 if invalid else 1 if n_fail or s_fail else 0
 
 
 def _list(args: argparse.Namespace) -> int:

@@ -374,6 +374,8 @@ class CaseItem(pytest.Item):
         result = _result(self.config, self.case)
         if "record" in result.info:
             self.user_properties.append(("record", result.info["record"]))
+        if result.invalid:
+            raise HarnessError(result.invalid)
         if not result.passed:
             raise CaseFailed(result)
 

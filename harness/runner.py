@@ -23,6 +23,7 @@ from typing import Any, Callable, Iterator
 import torch
 
 from .environment import environment
+from .errors import CaseSetupError, UnsupportedError
 from .expectations import Verdict, evaluate, evaluate_sweep, event_step, prediction_series
 from .measures import Measurement, StepContext
 from .records import RECORD_SCHEMA, SWEEP_SCHEMA
@@ -102,6 +103,7 @@ class CaseResult:
     diverged_at: int | None = None
     skipped: str | None = None
     error: str | None = None
+    invalid: str | None = None  # the case cannot run as its suite asks (``file: key: why``): exit 2
     wall_time_s: float = 0.0
     error_step: int | None = None  # the step being run when the case raised (None: before or after the loop)
     environment: dict[str, Any] = field(default_factory=dict)
@@ -205,6 +207,10 @@ def run_case(case: Case, progress: Callable[[int, int], None] | None = None) -> 
     start = time.perf_counter()
     try:
         _simulate(case, result, progress)
+    except CaseSetupError as exc:  # the suite cannot run as written: bad input, not a failed claim
+        result.invalid = result.info["invalid"] = str(exc)
+        result.error = f"{type(exc).__name__}: {exc}"
+        result.verdicts = []
     except Exception as exc:  # a crash inside a case is that case's failure, not the run's
         result.error = f"{type(exc).__name__}: {exc}"
         at = "" if result.error_step is None else f" at step {result.error_step}"
@@ -223,10 +229,10 @@ def _simulate(case: Case, result: CaseResult, progress) -> None:
     device = torch.device(case.device)
     with precision(case.device, suite.matmul_precision):
         result.environment = environment(case.device, case.dtype, suite.file, suite.sha256)
-        problem = suite.problem.build(case.seed, dtype, device)
-        optimizer = suite.optimizer(dict(case.point))
+        problem = _set_up(suite, "problem", lambda: suite.problem.build(case.seed, dtype, device))
+        optimizer = _set_up(suite, "optimizer", lambda: suite.optimizer(dict(case.point)))
         if hasattr(optimizer, "bind"):  # a rule that needs the problem's parameter groups
-            optimizer = optimizer.bind(problem)
+            optimizer = _set_up(suite, "optimizer", lambda: optimizer.bind(problem))
         result.info = {"n_params": problem.info.get("n_params")}
         memories: dict[str, dict] = {name: {} for name in suite.measures}
         traj = {name: {"steps": [], "values": [], "aux": {}} for name in suite.measures}
@@ -265,9 +271,9 @@ def _simulate(case: Case, result: CaseResult, progress) -> None:
                     break  # nothing is measured at a non-finite iterate
                 last = step  # an exploding but finite iterate is the run's last step, measured as one
             loss0 = loss if loss0 is None else loss0
-            _record(plain, step, last, fired, ctx, memories, traj)
+            _record(plain, step, last, fired, ctx, memories, traj, suite.file)
             fire(step)
-            _record(gated, step, last, fired, ctx, memories, traj)
+            _record(gated, step, last, fired, ctx, memories, traj, suite.file)
             fire(step)
             if stop is not None and last == suite.steps and stop.name in fired:
                 last = min(fired[stop.name] + suite.stop_after, suite.steps)
@@ -287,13 +293,26 @@ def _simulate(case: Case, result: CaseResult, progress) -> None:
     result.events = {name: event_step(ev, traj, case.bindings) for name, ev in suite.events.items()}
 
 
-def _record(specs, step: int, last: int, fired: dict, ctx: StepContext, memories: dict, traj: dict) -> None:
+def _set_up(suite: Suite, key: str, build: Callable[[], Any]) -> Any:
+    """``build()``, with any exception it raises turned into a :class:`CaseSetupError` naming the
+    suite file and ``key``: a problem or update rule that cannot be built as the suite asks (a
+    rule on a problem it does not fit, a user model whose constructor raises) is bad input."""
+    try:
+        return build()
+    except Exception as exc:
+        raise CaseSetupError(suite.file, key, f"cannot be set up for this case: {type(exc).__name__}: {exc}") from exc
+
+
+def _record(specs, step: int, last: int, fired: dict, ctx: StepContext, memories: dict, traj: dict,
+            file: str) -> None:
     """Record every measure of ``specs`` that is due at ``step``, with its auxiliary columns."""
     for spec in specs:
         if not spec.due(step, last, fired):
             continue
         try:
             m = spec.measure(ctx, memories[spec.name])
+        except UnsupportedError as exc:  # the measure needs what this problem or rule lacks
+            raise CaseSetupError(file, f"measures.{spec.name}", str(exc)) from exc
         except _NUMERICAL as exc:  # e.g. an eigensolve that failed on an exploding iterate
             m = Measurement(math.nan, {"reason": f"{type(exc).__name__}: {exc}"})
         t = traj[spec.name]

@@ -60,3 +60,22 @@ def test_list_and_python_dash_m(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "harness", "run", str(tmp_path / "nope.toml")],
                           capture_output=True, text=True)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
+
+
+def test_a_measure_the_problem_cannot_serve_exits_2_naming_the_measure(tmp_path, capsys):
+    """effective_rank needs a matrix; on a quadratic the suite cannot run as written: bad input,
+    found when the case starts, reported like a malformed suite (not as a failed claim, exit 1)."""
+    text = VALID.replace("[measures.lambda_max]", "[measures.effective_rank]\nevery = 10\n\n[measures.lambda_max]")
+    path = write(tmp_path, text.replace('devices = ["cpu", "cuda"]', 'devices = ["cpu"]'))
+    assert main(["run", str(path), "--device", "cpu", "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert f"{path}: measures.effective_rank: this measure needs a problem that defines a matrix" in err
+
+
+def test_an_update_rule_that_cannot_bind_to_the_problem_exits_2_naming_the_optimizer(tmp_path, capsys):
+    text = VALID.replace('kind = "gd"\nlr = [0.1, 0.2]', 'kind = "two_rate_gd"\nlr_first = 0.1\nlr_second = 0.1')
+    text = text.replace('predict = "gd_edge"', 'predict = "gd_edge"\nargs = { lr = 0.1 }')
+    path = write(tmp_path, text.replace('devices = ["cpu", "cuda"]', 'devices = ["cpu"]'))
+    code = main(["run", str(path), "--device", "cpu", "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 2 and f"{path}: optimizer: cannot be set up for this case" in err, err

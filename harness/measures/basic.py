@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from ..errors import MeasurementError
+from ..errors import UnsupportedError
 from . import MEASURES, Measurement, StepContext
 from .dynamics import _direction
 
@@ -38,7 +38,7 @@ class TestLoss:
 
     def __call__(self, ctx: StepContext, memory: dict) -> Measurement:
         if ctx.problem.test is None:
-            raise MeasurementError("measure 'test_loss' needs a problem with a held-out set (n_test > 0)")
+            raise UnsupportedError("measure 'test_loss' needs a problem with a held-out set (n_test > 0)")
         return Measurement(float(ctx.problem.test.value(ctx.theta)))
 
 
@@ -63,7 +63,7 @@ class RelativeChange:
 
     def __call__(self, ctx: StepContext, memory: dict) -> Measurement:
         if self.group and self.group not in ctx.problem.groups:
-            raise MeasurementError(f"relative_change: the problem has no parameter group {self.group!r} "
+            raise UnsupportedError(f"relative_change: the problem has no parameter group {self.group!r} "
                                    f"(it has {sorted(ctx.problem.groups)})")
         part = ctx.theta[ctx.problem.groups[self.group]] if self.group else ctx.theta
         start = memory.setdefault("start", part.detach().clone())

@@ -8,7 +8,7 @@ from typing import Literal
 
 import torch
 
-from ..errors import MeasurementError
+from ..errors import UnsupportedError
 from ..homogeneous import (entropy_soft_rank, gram_c1, layer_forward, participation_ratio, stable_rank,
                            taylor_coefficients)
 from ..options import positive
@@ -21,7 +21,7 @@ __all__ = ["TaylorGramError", "TaylorCubicError", "SoftRank"]
 def _direction(ctx: StepContext):
     """The update direction of this step, from a rule that exposes it (``scaled_sgd``)."""
     if not hasattr(ctx.optimizer, "direction"):
-        raise MeasurementError("this measure needs an update rule that exposes its direction (scaled_sgd)")
+        raise UnsupportedError("this measure needs an update rule that exposes its direction (scaled_sgd)")
     return ctx.optimizer.direction(ctx.theta, ctx.state)
 
 
@@ -79,7 +79,7 @@ class SoftRank:
 
     def __call__(self, ctx: StepContext, memory: dict) -> Measurement:
         if "widths" not in ctx.problem.info:
-            raise MeasurementError("soft_rank needs a layered problem (homogeneous_mlp)")
+            raise UnsupportedError("soft_rank needs a layered problem (homogeneous_mlp)")
         x = _inputs(ctx, self.inputs, memory)
         with torch.no_grad():
             feats = layer_forward(ctx.theta, ctx.problem.info["widths"], x)[2][-1]

@@ -10,7 +10,7 @@ import torch
 from torch import Tensor
 
 from ..ansatz import chain_rule_error, mean_sq_jacobian_norm, trace_inequality_ratio
-from ..errors import MeasurementError
+from ..errors import UnsupportedError
 from ..options import positive
 from . import MEASURES, Measurement, StepContext
 
@@ -24,7 +24,7 @@ def _inputs(ctx: StepContext, which: str, memory: dict) -> Tensor:
         return obj.inputs
     if which == "test":
         if ctx.problem.test is None:
-            raise MeasurementError("inputs = 'test' needs a problem with a held-out set (n_test > 0)")
+            raise UnsupportedError("inputs = 'test' needs a problem with a held-out set (n_test > 0)")
         return ctx.problem.test.inputs
     if "random" not in memory:  # fixed for the whole case
         g = torch.Generator().manual_seed(40_000)

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from ..errors import MeasurementError
+from ..errors import UnsupportedError
 from ..options import positive
 from ..rank import effective_rank, entropy_rank
 from . import MEASURES, Measurement, StepContext
@@ -18,7 +18,7 @@ __all__ = ["EffectiveRank", "EntropyRank", "ModeProgress", "RelativeError", "Eff
 
 def _matrix(ctx: StepContext) -> Tensor:
     if ctx.problem.matrix is None:
-        raise MeasurementError("this measure needs a problem that defines a matrix (e.g. deep_matrix_factorization)")
+        raise UnsupportedError("this measure needs a problem that defines a matrix (e.g. deep_matrix_factorization)")
     return ctx.problem.matrix(ctx.theta)
 
 
@@ -57,11 +57,11 @@ class ModeProgress:
         if "v" not in memory:
             target = ctx.problem.target
             if target is None:
-                raise MeasurementError("mode_progress needs a problem with a target matrix")
+                raise UnsupportedError("mode_progress needs a problem with a target matrix")
             lam, vecs = torch.linalg.eigh(target)
             lam, vecs = lam.flip(0), vecs.flip(1)
             if self.index > len(lam) or float(lam[self.index - 1]) <= 0:
-                raise MeasurementError(f"mode_progress: the target has no positive eigenvalue number {self.index}")
+                raise UnsupportedError(f"mode_progress: the target has no positive eigenvalue number {self.index}")
             memory["v"], memory["lam"] = vecs[:, self.index - 1], lam[self.index - 1]
         v = memory["v"]
         return Measurement(float(v @ _matrix(ctx).detach() @ v / memory["lam"]))
@@ -75,7 +75,7 @@ class RelativeError:
     def __call__(self, ctx: StepContext, memory: dict) -> Measurement:
         target = ctx.problem.target
         if target is None:
-            raise MeasurementError("relative_error needs a problem with a target matrix")
+            raise UnsupportedError("relative_error needs a problem with a target matrix")
         return Measurement(float((_matrix(ctx).detach() - target).norm() / target.norm()))
 
 
@@ -87,6 +87,6 @@ class EffectiveRankGap:
     def __call__(self, ctx: StepContext, memory: dict) -> Measurement:
         if "target" not in memory:
             if ctx.problem.target is None:
-                raise MeasurementError("effective_rank_gap needs a problem with a target matrix")
+                raise UnsupportedError("effective_rank_gap needs a problem with a target matrix")
             memory["target"] = effective_rank(torch.linalg.svdvals(ctx.problem.target))
         return Measurement(effective_rank(torch.linalg.svdvals(_matrix(ctx).detach())) - memory["target"])
