@@ -1,8 +1,8 @@
-"""The asv benchmarks import and run once (asv's quick mode, in this environment), without
-timing anything: speed is for asv and pytest-benchmark, never for asserts."""
+"""The asv benchmarks import and every body runs once for every parameter combination asv would
+run (asv's quick mode, in this environment), without timing anything: speed is for asv and
+pytest-benchmark, never for asserts. A body that raises fails here as it fails in asv; only a
+``setup`` that raises NotImplementedError (a CUDA row without a GPU) is a skip, as in asv."""
 
-import inspect
-import itertools
 import re
 import shutil
 import subprocess
@@ -14,38 +14,61 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks import bench_curvature, bench_suites, common  # noqa: E402
+pytest.importorskip("asv_runner")  # asv's own discovery enumerates the rows (the test extra installs asv)
 
-CLASSES = [c for m in (bench_curvature, bench_suites) for name, c in inspect.getmembers(m, inspect.isclass)
-           if c.__module__ == m.__name__ and hasattr(c, "params") and name == c.__name__ and not name.startswith("_")]
-# the suites' own theory metrics re-run the suites, which this job already runs as pytest items
-QUICK_SKIP = {"SuiteMetric": "re-runs the suites, which run as pytest items in this job"}
-PREFIXES = ("time_", "peakmem_", "track_")
+from benchmarks import bench_suites, common, once  # noqa: E402
+
+ROWS = once.rows()
 
 
-def _cases():
-    for cls in CLASSES:
-        for point in itertools.product(*cls.params):
-            for name in sorted(n for n in dir(cls) if n.startswith(PREFIXES)):
-                yield pytest.param(cls, name, point, id=f"{cls.__name__}.{name}-{'-'.join(map(str, point))}")
+def test_rows_are_every_parameter_combination_of_every_benchmark():
+    """asv's discovery, not a list of our own: each benchmark contributes the product of its
+    parameter lists, and the suites' classes, the kernels' and the CUDA rows are all there."""
+    from math import prod
+
+    by_name = {}
+    for row in ROWS:
+        by_name.setdefault(row.name, []).append(row.values)
+    for row in ROWS:
+        assert len(by_name[row.name]) == prod(len(p) for p in row.bench._params), row.name
+    names = set(by_name)
+    assert {"bench_suites.SuiteMetric.track_first_expectation", "bench_suites.SuiteStep.time_one_step",
+            "bench_curvature.Kernels.time_gradient", "bench_curvature.Flops.track_hvp_reused_flops_over_gradient"} <= names
+    assert ("mlp", "cuda") in by_name["bench_curvature.Kernels.time_gradient"]
+    assert not [n for n in names if n.startswith("once.")]  # the runner itself defines no benchmark
 
 
-@pytest.mark.parametrize("cls,name,point", list(_cases()))
-def test_benchmark_runs_once(cls, name, point, monkeypatch):
-    if cls.__name__ in QUICK_SKIP:
-        pytest.skip(QUICK_SKIP[cls.__name__])
+def test_suite_metrics_name_suites_that_assert_a_statistic():
+    assert set(bench_suites.METRIC_IDS) <= set(bench_suites.IDS)
+    silent = [n for n in bench_suites.METRIC_IDS if not bench_suites.asserts_a_statistic(n)]
+    assert not silent, f"report-only suites have no statistic to track: {silent}"
+    assert not bench_suites.asserts_a_statistic("relu_gray_zone")  # the check can say no
+
+
+@pytest.mark.parametrize("row", ROWS, ids=[r.label for r in ROWS])
+def test_benchmark_runs_once(row, monkeypatch):
     monkeypatch.setattr(common, "REPEAT", 1)
+    cls = type(getattr(row.bench.func, "__self__", None))
     if hasattr(cls, "steps"):  # a trajectory benchmark: two steps are enough to run it once
         monkeypatch.setattr(cls, "steps", 2)
-    bench = cls()
     try:
-        if hasattr(bench, "setup"):
-            bench.setup(*point)
-        value = getattr(bench, name)(*point)
-    except NotImplementedError as exc:  # what asv reports as a skipped row (no CUDA, report-only suite)
+        once.run_once(row)  # a track_ body must return a number, not None or NaN (checked there)
+    except once.Skipped as exc:  # setup refused the row: what asv reports as skipped
+        assert "cuda" in row.values, f"only CUDA rows may be skipped, not {row.label}: {exc}"
         pytest.skip(str(exc))
-    if name.startswith("track_"):
-        assert value == value and value is not None  # a number, not NaN
+
+
+def test_asv_forks_its_runs_from_one_import_that_starts_no_cuda():
+    """asv.conf.json's forkserver: a fresh interpreter per row (import torch, scipy, the harness:
+    about 4.6 s here) cost 16 of a quick run's minutes over its 200-odd rows; a forked run is safe
+    on a GPU only if importing the benchmarks leaves CUDA uninitialised."""
+    import json
+
+    assert json.loads((ROOT / "asv.conf.json").read_text(encoding="utf-8"))["launch_method"] == "forkserver"
+    code = ("import torch, benchmarks.bench_curvature, benchmarks.bench_suites, benchmarks.once; "
+            "print(torch.cuda.is_initialized())")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and proc.stdout.strip() == "False", proc.stdout + proc.stderr
 
 
 @pytest.mark.skipif(shutil.which("asv") is None, reason="asv is not installed")
