@@ -59,7 +59,11 @@ def first_layer(model: FlatModule, theta: Tensor) -> FirstLayer:
         p = {k: v for k, v in model.unflatten(th).items() if k in rest_names}
         return functional_call(rest, (p, dict(rest.named_buffers())), (z,))
 
-    return FirstLayer(params["0.weight"], params.get("0.bias"), g)
+    # a frozen first layer (requires_grad = False) is not in theta: its tensors are the module's own
+    first = module[0]
+    weight = params["0.weight"] if "0.weight" in params else first.weight.detach()
+    bias = params["0.bias"] if "0.bias" in params else None if first.bias is None else first.bias.detach()
+    return FirstLayer(weight, bias, g)
 
 
 def _flat_jac(j: Tensor) -> Tensor:

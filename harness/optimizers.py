@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Literal
 
@@ -279,6 +280,26 @@ def _constructor_keywords(cls: Any) -> set[str] | None:
     return {p.name for p in named}
 
 
+# keys whose meaning every optimiser shares, checked before the class is constructed (a user's class
+# may not check them; a prediction such as gd_edge = 2/lr or heavy_ball_edge needs them in range)
+_RANGES = {"lr": (0.0, math.inf, "a finite step size lr > 0"),
+           "momentum": (0.0, 1.0, "a finite momentum in [0, 1)")}
+_TUPLE_HINT = (" (a list in [optimizer] is a sweep axis, one case per value: a tuple argument such as "
+               "Adam's betas is written betas = [[0.9, 0.999]])")
+
+
+def _culprit(rule: "TorchOptim", options: dict[str, Any]) -> str | None:
+    """The option that makes the constructor raise on its own (the others left at their defaults),
+    so the error names its key; ``None`` when only a combination fails (then ``class`` is named)."""
+    for key, value in options.items():
+        try:
+            _resolve_optimizer_class(rule.optimizer_class)([torch.zeros(2, dtype=torch.float64, requires_grad=True)],
+                                                           **{key: value})
+        except Exception:
+            return key
+    return None
+
+
 def _frozen(value: Any) -> Any:
     """A TOML list as a tuple (``betas = [[0.9, 0.999]]``: a one-value sweep of a tuple argument)."""
     return tuple(_frozen(v) for v in value) if isinstance(value, (list, tuple)) else value
@@ -297,8 +318,11 @@ class TorchOptim:
     otherwise), keeping its own state (momentum buffers, Adam moments) between steps, in the
     runner's order: the step's measures see ``theta_t``; then the step sets each parameter's
     ``.grad`` from the gradient they shared and calls ``optimizer.step(closure)`` (``step()`` if it
-    takes no closure; the closure's first call returns that shared loss, later calls, as L-BFGS
-    makes, evaluate the loss and gradient at the parameters then current).
+    takes no closure). The closure sets ``.grad`` and returns the loss at the parameters as they
+    are when it is called: the shared ones while they still equal ``theta_t``, else evaluated
+    afresh (L-BFGS's line search; SAM-style optimisers that perturb the parameters, zero the
+    gradients and then call it). Constructor keys ``lr`` (> 0) and ``momentum`` (in [0, 1)) are
+    range-checked whatever the class checks itself.
 
     On a quadratic its stability edge is its own: ``torch.optim.SGD`` is ``gd``
     (``2/lr``) without momentum, ``heavy_ball`` (``(2 + 2 beta)/lr``) with it, ``nesterov`` with
@@ -329,12 +353,26 @@ class TorchOptim:
                 if key not in accepted:
                     raise SuiteError(file, f"{path}.{key}", f"unknown key{suggest(key, sorted(accepted))}; "
                                      f"{name}(params, ...) accepts {sorted(accepted)} (and 'class')")
+        for key, (lo, hi, what) in _RANGES.items():  # whatever the class checks itself
+            if key not in options:
+                continue
+            value = options[key]
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+                    or not (lo < value if key == "lr" else lo <= value < hi):
+                raise SuiteError(file, f"{path}.{key}", f"expected {what}, got {value!r}")
         rule = cls(name, tuple(sorted(options.items())))
         try:
             opt = rule.construct([torch.zeros(2, dtype=torch.float64, requires_grad=True)])
         except Exception as exc:
             args = ", ".join(f"{k}={v!r}" for k, v in options.items())
-            raise SuiteError(file, path, f"{name}(params, {args}) raised {type(exc).__name__}: {exc}") from None
+            culprit = _culprit(rule, options) if options else None
+            try:  # a tuple argument (Adam's betas) given as a list: a sweep of scalars
+                default = inspect.signature(opt_cls).parameters[culprit].default if culprit else None
+            except (TypeError, ValueError, KeyError):
+                default = None
+            hint = _TUPLE_HINT if isinstance(default, tuple) and not isinstance(options[culprit], tuple) else ""
+            raise SuiteError(file, f"{path}.{culprit or 'class'}",
+                             f"{name}(params, {args}) raised {type(exc).__name__}: {exc}{hint}") from None
         if not callable(getattr(opt, "step", None)):
             raise SuiteError(file, f"{path}.class", f"{name}(params, ...) returned a {type(opt).__name__}, "
                              "which has no step() method")
@@ -390,25 +428,27 @@ class TorchOptim:
             takes_closure = len(inspect.signature(opt.step).parameters) > 0
         except (TypeError, ValueError):
             pass
-        return {"optimizer": opt, "params": params, "views": views, "takes_closure": takes_closure, "holds": theta}
+        return {"optimizer": opt, "params": params, "views": views, "takes_closure": takes_closure}
 
     def step(self, theta: Tensor, state: dict[str, Any], value_and_grad: ValueAndGrad) -> tuple[Tensor, Any]:
         params, views = state["params"], state["views"]
         loss, grad = value_and_grad(theta)
         with torch.no_grad():
-            if state["holds"] is not theta:  # someone else's theta: load it into the parameters
-                for p, v in zip(params, views(theta)):
-                    p.copy_(v)
+            # theta into the parameters, every step: another instance may step the same tensors in
+            # between (the stability_threshold probes of a model with exactly as many parameters as
+            # the probe grid has points step the module's own parameters too)
+            for p, v in zip(params, views(theta)):
+                p.copy_(v)
             for p, g in zip(params, views(grad)):
                 p.grad = g.detach().clone()
-        calls = 0
 
         def closure() -> Tensor:
-            nonlocal calls
-            calls += 1
-            if calls == 1:  # at theta: the loss and gradient the step's measures shared
-                return loss
-            value, g_now = value_and_grad(torch.cat([p.detach().reshape(-1) for p in params]))
+            # the loss and gradient at the parameters as they are now: at theta (the optimiser has
+            # not moved them yet) those the step's measures shared; elsewhere (SAM's perturbed
+            # point, L-BFGS's line search) evaluated afresh. Either way .grad is set again, since
+            # the optimiser may have zeroed it before calling.
+            now = torch.cat([p.detach().reshape(-1) for p in params])
+            value, g_now = (loss, grad) if torch.equal(now, theta.detach().reshape(-1)) else value_and_grad(now)
             with torch.no_grad():
                 for p, g in zip(params, views(g_now)):
                     p.grad = g.detach().clone()
@@ -421,7 +461,6 @@ class TorchOptim:
             opt.step()
         theta_next = params[0].detach().reshape(-1).clone() if len(params) == 1 else \
             torch.cat([p.detach().reshape(-1) for p in params])
-        state["holds"] = theta_next
         return theta_next, state
 
 

@@ -531,7 +531,7 @@ def test_a_user_sgd_with_steps_10_percent_long_fails_gd_edge(user_pkg, tmp_path,
     ({"lr": 0.1}, "optimizer.class", "missing; expected the optimiser's class"),
     ({"class": "torch.optim.SDG", "lr": 0.1}, "optimizer.class", "'torch.optim' has no attribute 'SDG'"),
     ({"class": "torch.optim.SGD", "lrr": 0.1}, "optimizer.lrr", "unknown key (did you mean 'lr'?)"),
-    ({"class": "torch.optim.SGD", "lr": -0.1}, "optimizer", "raised ValueError: Invalid learning rate"),
+    ({"class": "torch.optim.SGD", "lr": -0.1}, "optimizer.lr", "expected a finite step size lr > 0, got -0.1"),
     ({"class": f"{PKG}.optim:NoStep", "lr": 0.1}, "optimizer.class", "lacks a method step()"),
 ])
 def test_torch_optim_errors_name_the_key(user_pkg, table, key, message):
@@ -757,3 +757,357 @@ def test_the_wrong_optimizer_turns_an_example_suite_red(user_pkg, tmp_path):
     broken = [run_case(c) for c in expand(load_suite(bad), ["cpu"])]
     assert good and all(r.passed for r in good)
     assert broken and not any(r.passed for r in broken)
+
+
+# --- review: what a user plugging in a real training codebase meets --------------------------------
+
+REVIEW_PKG = "threview_pkg"
+REVIEW_PACKAGE = {
+    "__init__.py": "",
+    "models.py": """
+        import torch
+        from torch import nn
+
+        def frozen_first(d=5, width=6, k=2, freeze=True):
+            net = nn.Sequential(nn.Linear(d, width), nn.Tanh(), nn.Linear(width, k))
+            net[0].requires_grad_(not freeze)
+            return net
+
+        class TokenBag(nn.Module):
+            def __init__(self, vocab=7, dim=3, k=2):
+                super().__init__()
+                self.emb = nn.Embedding(vocab, dim)
+                self.emb.weight.requires_grad_(False)
+                self.head = nn.Linear(dim, k)
+            def forward(self, tokens):
+                return self.head(self.emb(tokens).mean(1))
+
+        class Tupled(nn.Module):
+            def __init__(self, d=5, k=2):
+                super().__init__()
+                self.body = nn.Linear(d, 4)
+                self.head = nn.Linear(4, k)
+            def forward(self, x):
+                h = torch.tanh(self.body(x))
+                return self.head(h), h
+
+        class Dicted(Tupled):
+            def forward(self, x):
+                logits, h = super().forward(x)
+                return {"logits": logits, "features": h}
+
+        def linear(d=4):
+            return nn.Linear(d, 1)
+
+        def lazy(k=2):
+            return nn.Sequential(nn.LazyLinear(4), nn.LazyBatchNorm1d(), nn.Tanh(), nn.LazyLinear(k))
+
+        class NoEval(nn.Linear):
+            def __init__(self, d=5, k=2):
+                super().__init__(d, k)
+            def train(self, mode=True):
+                raise RuntimeError("this model has no eval mode")
+
+        class AlwaysDropout(nn.Module):
+            def __init__(self, d=5, k=2):
+                super().__init__()
+                self.fc = nn.Linear(d, k)
+            def forward(self, x):
+                return self.fc(nn.functional.dropout(x, 0.5, training=True))
+    """,
+    "data.py": """
+        import numpy as np
+        import torch
+
+        def tokens(n=12, vocab=7, length=4, k=2):
+            x = torch.randint(0, vocab, (n, length))
+            return x, x[:, 0] % k
+
+        def regression(n=10, d=5, k=2):
+            x = torch.randn(n, d, dtype=torch.float64)
+            return x, torch.sin(x[:, :k])
+
+        def split(n=10, d=5, k=2, n_test=0, none=False):
+            x = torch.randn(n + n_test, d, dtype=torch.float64)
+            y = torch.sin(x[:, :k])
+            return (x[:n], y[:n], None, None) if none else (x[:n], y[:n], x[n:], y[n:])
+
+        def scalar_target(n=10, d=5):
+            return torch.randn(n, d), torch.tensor(3.0)
+
+        def labels_int32(n=12, d=5, k=2):
+            rng = np.random.default_rng(0)
+            return rng.standard_normal((n, d)), (np.arange(n) % k).astype(np.int32)
+    """,
+    "optim.py": """
+        import torch
+
+        class SAM(torch.optim.Optimizer):
+            # davda54/sam's pattern: perturb along g/||g||, zero the grads, call the closure at the
+            # perturbed point, step back and descend along the perturbed gradient
+            def __init__(self, params, lr=0.1, rho=0.05):
+                super().__init__(params, dict(lr=lr, rho=rho))
+
+            @torch.no_grad()
+            def step(self, closure=None):
+                closure = torch.enable_grad()(closure)
+                ps = [p for g in self.param_groups for p in g["params"] if p.grad is not None]
+                norm = torch.norm(torch.stack([p.grad.norm() for p in ps]))
+                for group in self.param_groups:
+                    for p in group["params"]:
+                        e = p.grad * (group["rho"] / (norm + 1e-12))
+                        p.add_(e)
+                        self.state[p]["e"] = e
+                self.zero_grad()
+                closure()
+                for group in self.param_groups:
+                    for p in group["params"]:
+                        p.sub_(self.state[p]["e"])
+                        p.add_(p.grad, alpha=-group["lr"])
+
+        class Unchecked(torch.optim.Optimizer):
+            # a user's GD that checks none of its arguments
+            def __init__(self, params, lr=0.1, momentum=0.0):
+                super().__init__(params, dict(lr=lr, momentum=momentum))
+
+            @torch.no_grad()
+            def step(self):
+                for group in self.param_groups:
+                    for p in group["params"]:
+                        p.add_(p.grad, alpha=-group["lr"])
+    """,
+}
+
+
+@pytest.fixture(scope="session")
+def review_pkg(tmp_path_factory):
+    base = tmp_path_factory.mktemp("review_site")
+    pkg = base / REVIEW_PKG
+    pkg.mkdir()
+    for name, text in REVIEW_PACKAGE.items():
+        (pkg / name).write_text(textwrap.dedent(text))
+    sys.path.insert(0, str(base))
+    yield base
+    sys.path.remove(str(base))
+
+
+def _review_problem(**opts) -> ModuleProblem:
+    table = {"data": "data:regression", "loss": "mse", **opts}
+    for key in ("model", "data", "loss"):
+        if ":" in table[key]:
+            table[key] = f"{REVIEW_PKG}.{table[key]}"
+    return ModuleProblem.from_table(table, "f.toml", "problem")
+
+
+def test_ansatz_measures_on_a_model_whose_first_layer_is_frozen(review_pkg):
+    """A frozen first nn.Linear is not in theta: the Hessian-Jacobian measures read it from the
+    module (they raised KeyError '0.weight'), and give what they give with it trainable."""
+    from harness.ansatz import chain_rule_error, trace_inequality_ratio
+
+    cpu = torch.device("cpu")
+    frozen = _review_problem(model="models:frozen_first").build(0, torch.float64, cpu)
+    free = _review_problem(model="models:frozen_first", model_args={"freeze": False}).build(0, torch.float64, cpu)
+    assert frozen.theta0.numel() == free.theta0.numel() - (5 * 6 + 6)
+    for fn in (chain_rule_error, trace_inequality_ratio):
+        a = fn(frozen.objective.model, frozen.theta0, frozen.objective.inputs)
+        b = fn(free.objective.model, free.theta0, free.objective.inputs)
+        assert math.isfinite(a) and a == pytest.approx(b, rel=1e-12, abs=1e-15)
+    assert 0 < trace_inequality_ratio(frozen.objective.model, frozen.theta0, frozen.objective.inputs) <= 1
+
+
+def test_jacobian_measures_on_integer_inputs_are_bad_input(review_pkg, tmp_path, capsys):
+    """Token ids have no input derivative: exit 2 naming the measure (was a crashed case, exit 1)."""
+    path = write_suite(tmp_path, f"""
+        [problem]
+        kind = "module"
+        model = "{REVIEW_PKG}.models:TokenBag"
+        data = "{REVIEW_PKG}.data:tokens"
+        loss = "cross_entropy"
+        [optimizer]
+        kind = "torch_optim"
+        class = "torch.optim.SGD"
+        lr = 0.1
+        [run]
+        steps = 2
+        [measures.lambda_max]
+        [measures.jac]
+        kind = "jacobian_norm"
+        [[expect]]
+        name = "x"
+        measure = "lambda_max"
+        statistic = "first"
+        check = "gt"
+        bound = 0
+        """)
+    assert main(["run", str(path), "--device", "cpu", "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert f"{path}: measures.jac: input-output Jacobians need floating-point inputs" in err and "Traceback" not in err
+
+
+def test_output_picks_the_tensor_of_a_forward_that_returns_a_tuple_or_dict(review_pkg):
+    for model, output in (("models:Tupled", 0), ("models:Dicted", "logits")):
+        with pytest.raises(SuiteError) as err:  # without output: refused, saying what to write
+            _review_problem(model=model)
+        assert err.value.key == "problem.model" and f"output = {output!r}" in err.value.message
+        built = _review_problem(model=model, output=output).build(0, torch.float64, torch.device("cpu"))
+        module, obj = built.info["module"], built.objective
+        with torch.no_grad():
+            head = module(obj.inputs)[output]
+        assert head.shape == obj.targets.shape
+        torch.testing.assert_close(obj.value(built.theta0), 0.5 * ((head - obj.targets) ** 2).sum(1).mean())
+        _, g = obj.value_and_grad(built.theta0)
+        assert torch.isfinite(g).all() and g.norm() > 0
+    with pytest.raises(SuiteError) as err:
+        _review_problem(model="models:Dicted", output="logit")
+    assert err.value.key == "problem.output" and "did you mean 'logits'" in err.value.message
+    with pytest.raises(SuiteError) as err:
+        _review_problem(model="models:Tupled", output=2)
+    assert err.value.key == "problem.output"
+
+
+def test_a_forward_that_is_random_in_eval_mode_is_refused(review_pkg):
+    with pytest.raises(SuiteError) as err:
+        _review_problem(model="models:AlwaysDropout")
+    assert err.value.key == "problem.model" and "different outputs on the same" in err.value.message
+
+
+def test_integer_labels_of_any_width_are_int64_class_labels(review_pkg):
+    built = _review_problem(model="models:Tupled", output=0, data="data:labels_int32", loss="cross_entropy").build(
+        0, torch.float32, torch.device("cpu"))
+    assert built.objective.targets.dtype == torch.int64 and built.objective.inputs.dtype == torch.float32
+    assert math.isfinite(float(built.objective.value(built.theta0)))
+
+
+def test_cross_entropy_on_regression_targets_is_refused(review_pkg):
+    with pytest.raises(SuiteError) as err:
+        _review_problem(model="models:Tupled", output=0, loss="cross_entropy")
+    assert err.value.key == "problem.loss" and "floating targets" in err.value.message
+
+
+@pytest.mark.parametrize("table,key,message", [
+    ({"lr": -0.1}, "optimizer.lr", "expected a finite step size lr > 0, got -0.1"),
+    ({"lr": 0.0}, "optimizer.lr", "expected a finite step size lr > 0"),
+    ({"lr": "0.1"}, "optimizer.lr", "expected a finite step size lr > 0"),
+    ({"lr": 0.1, "momentum": 1.5}, "optimizer.momentum", "expected a finite momentum in [0, 1)"),
+    ({"class": "torch.optim.SGD", "lr": 0.1, "nesterov": True}, "optimizer.nesterov", "Nesterov momentum requires"),
+    ({"class": "torch.optim.Adam", "lr": 0.1, "betas": 0.9}, "optimizer.betas", "betas = [[0.9, 0.999]]"),
+])
+def test_torch_optim_constructor_errors_name_the_key(review_pkg, table, key, message):
+    """lr and momentum are checked whatever the class checks (Unchecked took lr = -0.1 and ran);
+    a constructor that raises is blamed on the key that makes it raise alone."""
+    table = {"class": f"{REVIEW_PKG}.optim:Unchecked", **table}
+    with pytest.raises(SuiteError) as err:
+        TorchOptim.from_table(table, "f.toml", "optimizer")
+    assert err.value.key == key and message in err.value.message, str(err.value)
+
+
+def test_a_sam_style_optimizer_gets_the_gradient_where_it_calls_the_closure(review_pkg):
+    """An optimiser that moves the parameters, zeroes .grad and then calls the closure (davda54/sam)
+    gets the loss and gradient there (it got theta_t's loss and no gradient: no step at all)."""
+    from harness.optimizers import SAM
+
+    lam = torch.tensor([3.0, 1.0, 0.2], dtype=torch.float64)
+    rule = TorchOptim.from_table({"class": f"{REVIEW_PKG}.optim:SAM", "lr": 0.1, "rho": 0.05}, "f", "optimizer")
+    ref = SAM(lr=0.1, rho=0.05, eps=1e-12)
+    w = v = torch.tensor([1.0, -2.0, 0.5], dtype=torch.float64)
+    s, r = rule.init(w), ref.init(v)
+    for _ in range(20):
+        w, s = rule.step(w, s, quadratic(lam))
+        v, r = ref.step(v, r, quadratic(lam))
+    torch.testing.assert_close(w, v, rtol=1e-12, atol=1e-14)
+
+
+def test_stability_threshold_probes_do_not_disturb_a_torch_optim_run(review_pkg, tmp_path):
+    """A model with exactly as many parameters as the threshold's probe grid has points: the probes
+    stepped the module's own parameters, and the run went on from the probes' last point (it
+    diverged at step 1 with the default 1001 points and a 1001-parameter model)."""
+    body = f"""
+        [problem]
+        kind = "module"
+        model = "{REVIEW_PKG}.models:linear"
+        model_args = {{ d = 4 }}
+        data = "{REVIEW_PKG}.data:regression"
+        data_args = {{ d = 4, k = 1 }}
+        [optimizer]
+        kind = "torch_optim"
+        class = "torch.optim.SGD"
+        lr = 0.3
+        momentum = 0.5
+        [run]
+        steps = 6
+        [measures.loss]
+        THRESHOLD
+        [[expect]]
+        name = "x"
+        measure = "loss"
+        statistic = "first"
+        check = "gt"
+        bound = 0
+        """
+    probe = "[measures.stability_threshold]\n        points = 5\n        steps = 40\n        rounds = 1"
+    with_probe = run_suite(write_suite(tmp_path, body.replace("THRESHOLD", probe), "probe"))[0]
+    without = run_suite(write_suite(tmp_path, body.replace("THRESHOLD", ""), "plain"))[0]
+    assert with_probe.error is None and with_probe.diverged_at is None
+    assert with_probe.trajectories["loss"]["values"] == without.trajectories["loss"]["values"]
+    assert len(without.trajectories["loss"]["values"]) == 7
+
+
+def test_an_empty_or_none_test_split_is_no_test_split(review_pkg):
+    """(x, y, x[n:], y[n:]) with nothing held out, or (x, y, None, None): no test set, so test_loss
+    is refused as bad input (an empty one crashed the case: range() arg 3 must not be zero)."""
+    cpu = torch.device("cpu")
+    for args in ({"n_test": 0}, {"none": True}):
+        built = _review_problem(model="models:frozen_first", data="data:split", data_args=args).build(
+            0, torch.float64, cpu)
+        assert built.test is None and built.objective.n == 10
+    built = _review_problem(model="models:frozen_first", data="data:split", data_args={"n_test": 3}).build(
+        0, torch.float64, cpu)
+    assert built.test is not None and built.test.n == 3
+    with pytest.raises(SuiteError) as err:
+        _review_problem(model="models:frozen_first", data="data:scalar_target")
+    assert err.value.key == "problem.data" and "examples on the first axis" in err.value.message
+
+
+def test_user_code_failing_where_no_check_foresaw_is_still_bad_input(review_pkg, tmp_path, capsys):
+    """Whatever the user's model raises while the problem is tried at load time is exit 2 naming
+    the file and [problem], never a traceback."""
+    with pytest.raises(SuiteError) as err:
+        _review_problem(model="models:NoEval")
+    assert err.value.key == "problem" and "raised RuntimeError: this model has no eval mode" in err.value.message
+    path = write_suite(tmp_path, f"""
+        [problem]
+        kind = "module"
+        model = "{REVIEW_PKG}.models:NoEval"
+        data = "{REVIEW_PKG}.data:regression"
+        [optimizer]
+        kind = "gd"
+        lr = 0.1
+        [run]
+        steps = 1
+        [measures.loss]
+        [[expect]]
+        name = "x"
+        measure = "loss"
+        statistic = "first"
+        check = "ge"
+        bound = 0
+        """)
+    assert main(["run", str(path), "--device", "cpu", "--out", str(tmp_path / "out")]) == 2
+    stderr = capsys.readouterr().err
+    assert f"{path}: problem: " in stderr and "Traceback" not in stderr
+
+
+def test_lazy_modules_are_initialised_from_the_cases_seed(review_pkg):
+    """nn.LazyLinear materialises on its first forward: that pass runs on the CPU under the case's
+    seeded generator (it ran later, from the global generator: every build started elsewhere)."""
+    problem = _review_problem(model="models:lazy")
+    cpu = torch.device("cpu")
+    torch.manual_seed(123)
+    before = torch.random.get_rng_state()
+    a = problem.build(0, torch.float64, cpu)
+    b = problem.build(0, torch.float64, cpu).theta0
+    assert torch.equal(torch.random.get_rng_state(), before)
+    assert a.theta0.numel() == (5 * 4 + 4) + (4 + 4) + (4 * 2 + 2) and torch.equal(a.theta0, b)
+    assert not torch.equal(a.theta0, problem.build(1, torch.float64, cpu).theta0)
+    bn = a.info["module"][1]
+    assert torch.equal(bn.running_mean, torch.zeros(4, dtype=torch.float64))  # untouched by the dry forward

@@ -44,6 +44,9 @@ class _JacobianMeasure:
     chunk_size: int | None = field(default=None, metadata=positive)
 
     def __call__(self, ctx: StepContext, memory: dict) -> Measurement:
+        if not ctx.problem.objective.inputs.is_floating_point():  # token ids, say: no derivative in x
+            raise UnsupportedError(f"input-output Jacobians need floating-point inputs; this problem's inputs are "
+                                   f"{ctx.problem.objective.inputs.dtype} (e.g. token ids)")
         x = _inputs(ctx, self.inputs, memory)
         return Measurement(type(self).quantity(ctx.problem.objective.model, ctx.theta, x, self.method, self.chunk_size))
 
