@@ -54,6 +54,9 @@ def load_suites(paths: list[str]) -> list[Suite]:
     """Every suite named by ``paths``, validated, with distinct ids (:func:`check_unique_ids`)."""
     suites = [load_suite(f) for f in find_suites(paths)]
     check_unique_ids(suites)
+    for s in suites:  # the old sweep form still runs; say how to write it now
+        if s.deprecated:
+            print(f"theory-harness: {s.deprecated}", file=sys.stderr)
     return suites
 
 
@@ -138,7 +141,8 @@ def _list(args: argparse.Namespace) -> int:
     rows = []
     for s in load_suites(args.paths):
         n = len(s.sweep_points()) * len(s.seeds)
-        rows.append([s.id, s.file, ",".join(s.devices), str(n), str(len(s.expectations)), s.claim[:70]])
+        n_expect = len({e.name for v in (s.variants or (s,)) for e in v.expectations})
+        rows.append([s.id, s.file, ",".join(s.devices), str(n), str(n_expect), s.claim[:70]])
     print(format_table(["suite", "file", "devices", "cases/device", "expectations", "claim"], rows))
     return 0
 
@@ -225,6 +229,8 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """``theory-harness`` (``argv``: the arguments, default ``sys.argv[1:]``) -> its exit code:
+    0 every expectation held, 1 one failed, 2 bad input (a message naming the file and key)."""
     p = parser()
     try:
         args = p.parse_args(argv)

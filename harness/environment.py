@@ -137,6 +137,7 @@ def git_commit(where: str | Path) -> dict[str, object] | None:
 
 
 def device_name(device: str) -> str:
+    """The GPU's name for a CUDA device, the processor's otherwise."""
     if device.startswith("cuda") and torch.cuda.is_available():
         return torch.cuda.get_device_name(torch.device(device))
     try:

@@ -284,7 +284,7 @@ def _constructor_keywords(cls: Any) -> set[str] | None:
 # may not check them; a prediction such as gd_edge = 2/lr or heavy_ball_edge needs them in range)
 _RANGES = {"lr": (0.0, math.inf, "a finite step size lr > 0"),
            "momentum": (0.0, 1.0, "a finite momentum in [0, 1)")}
-_TUPLE_HINT = (" (a list in [optimizer] is a sweep axis, one case per value: a tuple argument such as "
+_TUPLE_HINT = (" (in a file without [sweep], a list in [optimizer] is a sweep axis, one case per value: a tuple argument such as "
                "Adam's betas is written betas = [[0.9, 0.999]])")
 
 
@@ -301,7 +301,7 @@ def _culprit(rule: "TorchOptim", options: dict[str, Any]) -> str | None:
 
 
 def _frozen(value: Any) -> Any:
-    """A TOML list as a tuple (``betas = [[0.9, 0.999]]``: a one-value sweep of a tuple argument)."""
+    """A TOML list as a tuple (Adam's ``betas = [0.9, 0.999]``)."""
     return tuple(_frozen(v) for v in value) if isinstance(value, (list, tuple)) else value
 
 
@@ -309,10 +309,10 @@ def _frozen(value: Any) -> Any:
 @dataclass(frozen=True)
 class TorchOptim:
     """Any ``torch.optim.Optimizer`` (``class = "torch.optim.SGD"`` or ``"package.module:Name"``)
-    as an update rule; every other key of ``[optimizer]`` is passed to its constructor, and a list
-    there is a sweep axis as for every rule (a tuple argument such as Adam's ``betas`` is a
-    one-value sweep: ``betas = [[0.9, 0.999]]``). Predictions bind the keys by name (``lr``,
-    ``momentum``).
+    as an update rule; every other key of ``[optimizer]`` (at one sweep point) is passed to its
+    constructor, a list as a tuple (Adam's ``betas = [0.9, 0.999]``; in a file in the old sweep
+    form, without ``[sweep]``, a list is an axis and a tuple is written ``[[0.9, 0.999]]``).
+    Predictions bind the keys by name (``lr``, ``momentum``).
 
     It steps the model's own trainable parameters (in a ``module`` problem; one flat tensor
     otherwise), keeping its own state (momentum buffers, Adam moments) between steps, in the

@@ -77,7 +77,7 @@ class ProblemKind(Protocol):
 @runtime_checkable
 class UpdateRule(Protocol):
     """An update rule on the flat parameter vector: a (frozen) dataclass of hyper-parameters (the
-    ``[optimizer]`` table's keys; a list there is a sweep axis) with
+    ``[optimizer]`` table's keys, at one sweep point) with
 
     * ``init(theta) -> state``;
     * ``step(theta, state, value_and_grad) -> (theta_next, state)``, where

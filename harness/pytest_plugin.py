@@ -37,6 +37,10 @@ from .runner import Case, CaseResult, cuda_available, evaluate_sweeps, expand, g
 from .suite import check_unique_ids, load_suite
 from .tables import failure_table
 
+# pytest finds the hooks (pytest_*) by name; these are what other code may import
+__all__ = ["SuiteFile", "CaseItem", "SweepItem", "SuiteGroups", "suite_items", "xdist_groups", "looks_like_suite",
+           "worker_gpu_index", "physical_gpu"]
+
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("theory-harness")
@@ -90,6 +94,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config._harness_run_id = (worker or {}).get("harness_run_id") or new_run_id()
     config._harness_results = {}
     config._harness_suites = {}  # suite.id -> the first suite collected with it
+    config._harness_deprecated = []  # suite files in a deprecated form: how to write them now
     config._harness_gpu = None
     threads = config.getoption("--harness-threads")
     if worker is not None:
@@ -120,6 +125,12 @@ def pytest_configure_node(node) -> None:
     """pytest-xdist (controller): every worker writes into the controller's run folder."""
     node.workerinput["harness_run_id"] = node.config._harness_run_id
     node.workerinput["harness_loadgroup"] = node.config.getoption("dist") == "loadgroup"
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config) -> None:
+    """Suite files written in a deprecated form (they still run): how to write them now."""
+    for message in dict.fromkeys(getattr(config, "_harness_deprecated", [])):
+        terminalreporter.write_line(f"theory-harness: {message}", yellow=True)
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
@@ -270,6 +281,8 @@ class SuiteFile(pytest.File):
         # two files with one suite.id would write one record folder: refuse the second, naming both
         first = self.config._harness_suites.setdefault(suite.id, suite)
         check_unique_ids([first, suite])
+        if suite.deprecated:  # shown in the terminal summary (the old sweep form still runs)
+            self.config._harness_deprecated.append(suite.deprecated)
         cases, sweeps, groups = suite_items(suite, _cuda_one_worker(self.config))
         for case in cases:
             yield _group(_mark(CaseItem.from_parent(self, name=case.id, case=case), suite, case.device),
@@ -307,9 +320,10 @@ class SuiteGroups:
     1386). The harness does not depend on that side channel: the controller loads the suite file
     a node id names and computes the same groups the collector marks."""
 
-    def __init__(self, rootpath: Path, cuda_one_worker: bool):
+    def __init__(self, rootpath: Path, cuda_one_worker: bool, deprecated: list[str] | None = None):
         self.rootpath, self.cuda_one_worker = Path(rootpath), cuda_one_worker
         self._files: dict[str, dict[str, str]] = {}
+        self.deprecated = deprecated if deprecated is not None else []  # messages of old-form suites seen
 
     def __call__(self, nodeid: str) -> str | None:
         if nodeid.rfind("@") > nodeid.rfind("]"):  # the suffix older pytest keeps
@@ -321,6 +335,8 @@ class SuiteGroups:
             try:
                 suite = load_suite(self.rootpath / path)
                 self._files[path] = suite_items(suite, self.cuda_one_worker)[2]
+                if suite.deprecated and suite.deprecated not in self.deprecated:
+                    self.deprecated.append(suite.deprecated)
             except (HarnessError, OSError):
                 self._files[path] = {}
         return self._files[path].get(name)
@@ -335,7 +351,7 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log):
         return None
     from xdist.scheduler import LoadGroupScheduling
 
-    groups = SuiteGroups(config.rootpath, _cuda_one_worker(config))
+    groups = SuiteGroups(config.rootpath, _cuda_one_worker(config), config._harness_deprecated)
 
     class SuiteGroupScheduling(LoadGroupScheduling):
         def _split_scope(self, nodeid: str) -> str:

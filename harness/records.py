@@ -30,6 +30,7 @@ SWEEP_SCHEMA = "theory-harness/sweep/1"
 
 
 def new_run_id() -> str:
+    """``20261130T170845Z-1e7603``: a UTC timestamp (so ids sort by time) and 3 random bytes."""
     stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     return f"{stamp}-{secrets.token_hex(3)}"
 
@@ -104,6 +105,7 @@ def write_bytes_replacing(path: Path, data: bytes) -> Path:
 
 
 def record_path(out: Path, run_id: str, suite_id: str, case_id: str) -> Path:
+    """Where a case's record is written: ``OUT/<run_id>/<suite_id>/<case_id>.json``."""
     return Path(out) / run_id / suite_id / f"{case_id}.json"
 
 

@@ -43,6 +43,7 @@ _NUMERICAL = (torch.linalg.LinAlgError, ArithmeticError)
 
 
 def cuda_available() -> bool:
+    """Whether torch sees a CUDA device."""
     return torch.cuda.is_available()
 
 
@@ -70,13 +71,14 @@ class Case:
 
     @property
     def id(self) -> str:
-        parts = [f"{k}={_fmt(v)}" for k, v in self.point] + [f"seed={self.seed}", self.device]
-        return "-".join(parts)
+        """``depth=3-lr=0.01-seed=0-cpu``: the sweep axes the suite shows in ids, seed, device."""
+        parts = [f"{k}={_fmt(v)}" for k, v in self.point if k in self.suite.id_labels]
+        return "-".join(parts + [f"seed={self.seed}", self.device])
 
     @property
     def hyper(self) -> dict[str, Any]:
-        """The optimiser's hyper-parameters at this point (fixed ones and sweep values)."""
-        return {**self.suite.optimizer_table, **dict(self.point)}
+        """The optimiser's hyper-parameters at this point (fixed ones and swept ones)."""
+        return dict(self.suite.optimizer_table)
 
     @property
     def bindings(self) -> dict[str, Any]:
@@ -87,9 +89,10 @@ class Case:
 
 
 def expand(suite: Suite, devices: list[str] | None = None) -> list[Case]:
-    """Every case of ``suite`` on ``devices`` (default: the suite's own devices)."""
+    """Every case of ``suite`` on ``devices`` (default: the suite's own devices); each case holds
+    the variant of its sweep point (:meth:`~harness.suite.Suite.at`)."""
     devs = [d for d in suite.devices if devices is None or d in devices]
-    return [Case(suite, tuple(point.items()), seed, dev)
+    return [Case(suite.at(point), tuple(point.items()), seed, dev)
             for dev in devs for point in suite.sweep_points() for seed in suite.seeds]
 
 
@@ -218,7 +221,7 @@ def run_case(case: Case, progress: Callable[[int, int], None] | None = None) -> 
             result.info["error_step"] = result.error_step
         result.verdicts = [Verdict(e.name, False, e.measure, e.check, None, None, None, None, "", None, None,
                                    f"the case raised{at} {result.error}") for e in suite.expectations
-                           if e.applies(case.hyper)]
+                           if e.applies(dict(case.point))]
     result.wall_time_s = time.perf_counter() - start
     return result
 
@@ -230,7 +233,7 @@ def _simulate(case: Case, result: CaseResult, progress) -> None:
     with precision(case.device, suite.matmul_precision):
         result.environment = environment(case.device, case.dtype, suite.file, suite.sha256)
         problem = _set_up(suite, "problem", lambda: suite.problem.build(case.seed, dtype, device))
-        optimizer = _set_up(suite, "optimizer", lambda: suite.optimizer(dict(case.point)))
+        optimizer = _set_up(suite, "optimizer", suite.optimizer)
         if hasattr(optimizer, "bind"):  # a rule that needs the problem's parameter groups
             optimizer = _set_up(suite, "optimizer", lambda: optimizer.bind(problem))
         result.info = {"n_params": problem.info.get("n_params")}
@@ -286,7 +289,7 @@ def _simulate(case: Case, result: CaseResult, progress) -> None:
             torch.cuda.synchronize(device)
     result.error_step = None
     result.info["last_step"] = last if result.diverged_at is None else result.diverged_at
-    asserted = [e for e in suite.expectations if e.applies(case.hyper)]
+    asserted = [e for e in suite.expectations if e.applies(dict(case.point))]
     result.verdicts = [evaluate(suite, e, traj, case.bindings, result.divergence_message, case.device,
                                 result.last_step) for e in asserted]
     result.predictions = prediction_series([*asserted, *suite.overlays], traj, case.bindings)
@@ -338,8 +341,9 @@ def _hit(event, traj: dict, bindings: dict, step: int) -> bool:
 def sweep_groups(suite: Suite, results: list[CaseResult], axis: str) -> dict[str, list[tuple[Any, CaseResult]]]:
     """Results grouped by everything but sweep axis ``axis``: ``{group id: [(axis value, result)]}``."""
     groups: dict[str, list[tuple[Any, CaseResult]]] = {}
+    own = (suite, *suite.variants)  # a case holds its sweep point's variant
     for r in results:
-        if r.case.suite is not suite or r.skipped is not None:
+        if not any(r.case.suite is v for v in own) or r.skipped is not None or axis not in dict(r.case.point):
             continue
         groups.setdefault(group_key(r.case, axis), []).append((dict(r.case.point)[axis], r))
     return groups

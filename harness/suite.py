@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import itertools
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -16,6 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from .errors import HarnessError, SuiteError
+from .expansion import SweepSpec, expand_templates, point_label, read_sweep, variant
 from .measures import MEASURES
 from .optimizers import OPTIMIZERS
 from .options import build, check_keys, coerce, positive
@@ -30,11 +30,6 @@ SCHEMA_VERSION = 1
 DEVICES = ("cpu", "cuda")
 DTYPES = ("float32", "float64")
 _ID = re.compile(r"[a-z0-9][a-z0-9_.\-]*")
-
-
-def point_label(value: Any) -> str:
-    """A sweep value as case ids spell it (``lr=0.3``): floats with ``%g``."""
-    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 @dataclass(frozen=True)
@@ -196,9 +191,9 @@ class Expectation:
     allow_divergence: bool = False
     where: dict = field(default_factory=dict)
 
-    def applies(self, hyper: dict) -> bool:
-        """Whether this expectation is asserted on a case with these hyper-parameters."""
-        return all(hyper.get(k) == v for k, v in self.where.items())
+    def applies(self, point: dict) -> bool:
+        """Whether this expectation is asserted on a case at this sweep point (``{label: value}``)."""
+        return all(point.get(k) == v for k, v in self.where.items())
 
     @property
     def over_sweep(self) -> bool:
@@ -246,18 +241,27 @@ class Suite:
     stop_event: str | None = None
     stop_after: int = 0
     overlays: tuple["Overlay", ...] = ()
+    id_labels: tuple[str, ...] = ()  # the sweep axes a case id shows (default: all)
+    deprecated: str | None = None  # the old sweep form's message, printed where the suite is loaded
+    points: tuple[tuple[tuple[str, Any], ...], ...] = ((),)  # every sweep point, in order
+    variants: tuple["Suite", ...] = ()  # one per sweep point, in the order of sweep_points()
 
     def sweep_points(self) -> list[dict[str, Any]]:
-        """Every combination of the sweep axes' values, or with ``sweep = "zip"`` the i-th values
-        of every axis together (one empty point without axes)."""
-        names = list(self.sweep)
-        combine = zip if self.zip_sweep else itertools.product
-        return [dict(zip(names, combo)) for combo in combine(*(self.sweep[n] for n in names))]
+        """Every sweep point (``{label: value}``): each block's combinations of its axes' values
+        (with mode ``zip`` the i-th values together), block after block; one empty point
+        without axes."""
+        return [dict(p) for p in self.points]
 
-    def optimizer(self, point: dict[str, Any]) -> Any:
-        """The optimiser of one sweep point."""
-        table = {**self.optimizer_table, **point}
-        return build(OPTIMIZERS[self.optimizer_kind], table, self.file, "optimizer")
+    def at(self, point: dict[str, Any]) -> "Suite":
+        """The variant of one sweep point: its problem, optimiser, run and tables as written into
+        the file at that point (:mod:`harness.expansion`). A variant is its own only variant."""
+        if not self.variants:
+            return self
+        return self.variants[self.sweep_points().index(dict(point))]
+
+    def optimizer(self) -> Any:
+        """This variant's optimiser (``suite.at(point).optimizer()`` for a sweep point's)."""
+        return build(OPTIMIZERS[self.optimizer_kind], self.optimizer_table, self.file, "optimizer")
 
 
 @dataclass(frozen=True)
@@ -287,7 +291,7 @@ class _StopTable:
 
 # Bounded work (docs/suite-format.md, "Bounds"). The longest catalogue run is 20,000 steps
 # (relu_provable_failure): 50x that. A case's trajectories hold every recorded point in memory
-# and in its record; the most a catalogue case records is 36,407 points (dmf_identity_depth3:
+# and in its record; the most a catalogue case records is 36,407 points (dmf_identity at depth 3:
 # 7 measures x 5,201 steps): about 7x that.
 MAX_RUN_STEPS = 1_000_000
 MAX_RECORDED_POINTS = 250_000
@@ -516,12 +520,13 @@ class Overlay:
     args: dict
 
 
-def _overlays(raw: Any, file: str, bindable: set[str], measures: dict) -> tuple[Overlay, ...]:
+def _overlays(raw: Any, file: str, bindable: set[str], measures: dict,
+              origin: dict[str, str]) -> tuple[Overlay, ...]:
     if not isinstance(raw, list):
         raise SuiteError(file, "overlay", "expected [[overlay]] tables")
     out = []
     for i, table in enumerate(raw):
-        path = f"overlay[{i}]"
+        path = _origin(origin, f"overlay[{i}]")
         table = coerce(table, dict, file, path)
         check_keys(table, ["measure", "predict", "args"], file, path)
         measure = _name(table.get("measure"), file, f"{path}.measure", f"a measure of this suite {sorted(measures)}")
@@ -594,10 +599,10 @@ _NEEDS = {"approx": (), "interval": ("interval",), "le": ("bound",), "ge": ("bou
           "reaches": ("threshold", "within")}
 
 
-def _expectation(table: Any, i: int, file: str, bindable: set[str], measures: dict, events: dict,
+def _expectation(table: Any, path: str, file: str, bindable: set[str], measures: dict, events: dict,
                  devices: tuple[str, ...], steps: int, sweep: dict | None = None,
                  sweep_axes: dict | None = None) -> Expectation:
-    path = f"sweep_expect[{i}]" if sweep is not None else f"expect[{i}]"
+    """One ``[[expect]]`` (or, with ``sweep``, ``[[sweep_expect]]``) table at ``path``."""
     sweep_axes = sweep if sweep is not None else (sweep_axes or {})
     t = build(_ExpectTable, table, file, path)
     if sweep is None:
@@ -700,8 +705,8 @@ def _load_suite(path: Path) -> Suite:
         raise SuiteError(file, "", "not UTF-8 text") from None
     except tomllib.TOMLDecodeError as exc:
         raise SuiteError(file, "", f"malformed TOML: {exc}") from None
-    check_keys(raw, ["schema", "suite", "problem", "optimizer", "run", "measures", "events", "expect", "sweep_expect",
-                     "overlay"],
+    check_keys(raw, ["schema", "suite", "problem", "optimizer", "run", "sweep", "measures", "events", "expect",
+                     "sweep_expect", "overlay"],
                file, "")
     if "schema" not in raw:
         raise SuiteError(file, "schema", f"missing; expected schema = {SCHEMA_VERSION}")
@@ -712,6 +717,38 @@ def _load_suite(path: Path) -> Suite:
     for key in ("suite", "problem", "optimizer", "run", "measures"):
         if key not in raw:
             raise SuiteError(file, key, "missing section")
+    for key in ("problem", "optimizer", "run"):
+        if not isinstance(raw[key], dict):
+            raise SuiteError(file, key, f"expected a table, got {raw[key]!r}")
+    spec = read_sweep(raw, file)
+    points = spec.points()
+    variants = []
+    for i, point in enumerate(points):
+        expanded, origin = expand_templates(variant(raw, spec, point), file, point)
+        try:
+            variants.append(_build(expanded, file, data, spec, origin, spec.block_of(i).zip, points))
+        except SuiteError as exc:
+            if len(points) > 1 and any(a.section != "optimizer" for a in spec.axes):
+                at = ", ".join(f"{k}={point_label(v)}" for k, v in point.items())
+                raise SuiteError(file, exc.key, f"{exc.message} (at the sweep point {at})") from None
+            raise
+    if len(variants) > 1:
+        first = variants[0]
+        for v in variants[1:]:  # a sweep expectation spans the variants: one definition for all
+            if v.sweep_expectations != first.sweep_expectations:
+                raise SuiteError(file, "sweep_expect", "a [[sweep_expect]] table must read the same at every sweep point "
+                                 "(its windows and predictions may not depend on an axis swept in problem or run)")
+    return dataclasses.replace(variants[0], variants=tuple(variants))
+
+
+def _origin(origin: dict[str, str], path: str) -> str:
+    """The path of an expanded ``[[...]]`` table as its author wrote it (``expect[2] (r=3)``)."""
+    return origin.get(path, path)
+
+
+def _build(raw: dict, file: str, data: bytes, spec: SweepSpec, origin: dict[str, str], zipped: bool,
+           points: list[dict[str, Any]]) -> Suite:
+    """One variant (sweep point) of a suite, its shorthand expanded, validated."""
     meta = _suite_table(raw, file)
     dtypes = _dtypes(meta, file)
 
@@ -719,37 +756,16 @@ def _load_suite(path: Path) -> Suite:
     problem = build(PROBLEMS[pkind], raw["problem"], file, "problem", skip=("kind",))
 
     okind = _kind(raw["optimizer"], file, "optimizer", OPTIMIZERS)
-    otable = {k: v for k, v in raw["optimizer"].items() if k not in ("kind", "sweep")}
-    zipped = coerce(raw["optimizer"].get("sweep", "product"), Literal["product", "zip"], file, "optimizer.sweep")
-    sweep = {}
-    for key, value in otable.items():
-        if isinstance(value, list):
-            if not value:
-                raise SuiteError(file, f"optimizer.{key}", "a sweep axis needs at least one value")
-            sweep[key] = value
-    fixed = {k: v for k, v in otable.items() if k not in sweep}
-    if zipped == "zip" and len({len(v) for v in sweep.values()}) > 1:
-        raise SuiteError(file, "optimizer.sweep", "with sweep = 'zip' every list must have the same length, got "
-                         + ", ".join(f"{k}: {len(v)}" for k, v in sweep.items()))
-    # validate every sweep value by building each optimiser once
-    for point in (zip(*sweep.values()) if zipped == "zip" else itertools.product(*sweep.values())) if sweep else [()]:
-        table = {**fixed, **dict(zip(sweep, point))}
-        try:
-            build(OPTIMIZERS[okind], table, file, "optimizer")
-        except SuiteError as exc:
-            key = exc.key.split(".")[1] if exc.key.count(".") else ""
-            if key in sweep:
-                raise SuiteError(file, f"optimizer.{key}", exc.message) from None
-            raise
-    # every case id distinct: a repeated sweep value would run the same case twice
-    for key, value in sweep.items():
-        labels = [point_label(v) for v in value]
-        if zipped == "product" and len(set(labels)) != len(labels):
-            raise SuiteError(file, f"optimizer.{key}", f"expected distinct values (each is a case), got {value!r}")
-    points = [tuple(map(point_label, p)) for p in zip(*sweep.values())]
-    if zipped == "zip" and len(set(points)) != len(points):
-        raise SuiteError(file, "optimizer.sweep", f"with sweep = 'zip' every point must differ (each is a case), "
-                         f"got {points}")
+    otable = {k: v for k, v in raw["optimizer"].items() if k != "kind"}
+    try:
+        build(OPTIMIZERS[okind], otable, file, "optimizer")
+    except SuiteError as exc:
+        key = exc.key.split(".")[1] if exc.key.count(".") else ""
+        axis = next((a for a in spec.axes if a.section == "optimizer" and a.key == key), None)
+        if axis is not None and spec.deprecated is None:
+            raise SuiteError(file, f"sweep.{axis.dotted}", exc.message) from None
+        raise
+    sweep = spec.values
     bindable = {f.name for f in dataclasses.fields(OPTIMIZERS[okind])} | set(otable) | \
         {f.name for f in dataclasses.fields(PROBLEMS[pkind])} | {"steps", "seed", "step"}  # names a prediction may bind to
 
@@ -758,26 +774,26 @@ def _load_suite(path: Path) -> Suite:
     measures = _measures(raw["measures"], file, run.steps, set(events_raw))
     _check_bounds(file, run.steps, measures)
     events = _events(events_raw, file, bindable, measures)
-    for name, spec in measures.items():
-        if spec.from_event is not None and events[spec.from_event].measure == name:
+    for name, m in measures.items():
+        if m.from_event is not None and events[m.from_event].measure == name:
             raise SuiteError(file, f"measures.{name}.from_event", "an event cannot start the measure it is computed from")
     expects = raw.get("expect", [])
     if meta.report_only and (expects or raw.get("sweep_expect")):
         raise SuiteError(file, "suite.report_only", "a report-only suite records measures and asserts nothing: drop its expectations")
     if not meta.report_only and (not isinstance(expects, list) or not expects):
         raise SuiteError(file, "expect", "expected at least one [[expect]] table (or suite.report_only = true)")
-    expectations = tuple(_expectation(t, i, file, bindable, measures, events, tuple(meta.devices), run.steps,
-                                      sweep_axes=sweep) for i, t in enumerate(expects))
+    expectations = tuple(_expectation(t, _origin(origin, f"expect[{i}]"), file, bindable, measures, events,
+                                      tuple(meta.devices), run.steps, sweep_axes=sweep) for i, t in enumerate(expects))
     sweeps = raw.get("sweep_expect", [])
     if not isinstance(sweeps, list):
         raise SuiteError(file, "sweep_expect", "expected [[sweep_expect]] tables")
-    sweep_expectations = tuple(_expectation(t, i, file, bindable, measures, events, tuple(meta.devices), run.steps,
-                                            sweep) for i, t in enumerate(sweeps))
+    sweep_expectations = tuple(_expectation(t, _origin(origin, f"sweep_expect[{i}]"), file, bindable, measures, events,
+                                            tuple(meta.devices), run.steps, sweep) for i, t in enumerate(sweeps))
     names = [e.name for e in expectations + sweep_expectations]
     dup = {n for n in names if names.count(n) > 1}
     if dup:
         raise SuiteError(file, "expect", f"expectation names must be distinct; repeated: {sorted(dup)}")
-    overlays = _overlays(raw.get("overlay", []), file, bindable, measures)
+    overlays = _overlays(raw.get("overlay", []), file, bindable, measures, origin)
     stop_event, stop_after = None, 0
     if run.stop is not None:
         stop = build(_StopTable, run.stop, file, "run.stop")
@@ -788,7 +804,7 @@ def _load_suite(path: Path) -> Suite:
             for i, e in enumerate(group):  # the run ends `after` steps past its stop event
                 w = e.window
                 if w.anchor == stop_event and w.length is not None and w.offset + w.length > stop_after:
-                    raise SuiteError(file, f"{kind}[{i}].window.length",
+                    raise SuiteError(file, f"{_origin(origin, f'{kind}[{i}]')}.window.length",
                                      f"the window ends {w.offset + w.length} steps after {stop_event!r}, but the run "
                                      f"stops {stop_after} steps after it (run.stop.after); expected offset + length "
                                      f"<= {stop_after}")
@@ -796,6 +812,7 @@ def _load_suite(path: Path) -> Suite:
         file=file, sha256=hashlib.sha256(data).hexdigest(), id=meta.id, claim=meta.claim, source=meta.source,
         devices=tuple(meta.devices), dtypes=dtypes, seeds=tuple(meta.seeds), matmul_precision=meta.matmul_precision,
         slow=meta.slow, report_only=meta.report_only, problem_kind=pkind, problem=problem, problem_table=dict(raw["problem"]),
-        optimizer_kind=okind, optimizer_table=fixed, sweep=sweep, steps=run.steps, measures=measures,
-        events=events, expectations=expectations, sweep_expectations=sweep_expectations, zip_sweep=zipped == "zip",
-        stop_event=stop_event, stop_after=stop_after, overlays=overlays)
+        optimizer_kind=okind, optimizer_table=otable, sweep=sweep, steps=run.steps, measures=measures,
+        events=events, expectations=expectations, sweep_expectations=sweep_expectations, zip_sweep=zipped,
+        stop_event=stop_event, stop_after=stop_after, overlays=overlays, id_labels=spec.id_labels,
+        deprecated=spec.deprecated, points=tuple(tuple(p.items()) for p in points))

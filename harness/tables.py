@@ -10,10 +10,12 @@ __all__ = ["format_table", "summary_rows", "failure_table", "fmt", "case_reason"
 
 
 def fmt(x: float | None) -> str:
+    """A number as tables print it (6 significant digits), ``-`` for none."""
     return "-" if x is None else f"{x:.6g}"
 
 
 def format_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """Left-aligned columns under ``header`` and a rule, two spaces apart."""
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     line = lambda r: "  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip()
     return "\n".join([line(header), line(["-" * w for w in widths]), *map(line, rows)])

@@ -247,11 +247,11 @@ def depthwise_scaling_removed(monkeypatch):
 # --- every suite fault, one test ---------------------------------------------------------------
 
 SUITE_FAULTS += [
-    ("dmf_identity_depth3.toml", {}, loss_without_its_half),
-    ("dmf_identity_depth3.toml", {}, alpha_applied_to_the_product),
-    ("dmf_identity_depth3.toml", {}, stable_rank_in_place_of_effective_rank),
-    ("relu_wide_regime.toml", {}, swapped_layer_rates),
-    ("relu_wide_regime.toml", {}, extra_inverse_sqrt_m_on_second_layer),
+    ("dmf_identity.toml", {"depth": 3}, loss_without_its_half),
+    ("dmf_identity.toml", {"depth": 3}, alpha_applied_to_the_product),
+    ("dmf_identity.toml", {"depth": 3}, stable_rank_in_place_of_effective_rank),
+    ("relu_wide_regime.toml", {"lr_second": 0.05}, swapped_layer_rates),
+    ("relu_wide_regime.toml", {"lr_second": 0.05}, extra_inverse_sqrt_m_on_second_layer),
     ("beyond_eos_taylor.toml", {}, depthwise_scaling_removed),  # plain SGD at lr = 10 explodes
 ]
 
