@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 from .errors import HarnessError
+from .parallel import ParallelProgress, interrupt_on_signals, parse_jobs, parse_shard, run_parallel, select_shard, units
 from .registry import load_plugins
 from .records import new_run_id, record_path, writable_file, writable_folder, write_bytes_replacing, write_json_atomic
 from .runner import CaseResult, cuda_available, default_device, evaluate_sweeps, expand, run_case, sweep_record
@@ -100,6 +101,79 @@ def _run(args: argparse.Namespace) -> int:
     cases = [c for s in suites for c in expand(s, devices)]
     if not cases:
         raise HarnessError(f"no cases: none of the suites declares device(s) {devices}")
+    selected = len(cases)
+    if args.shard:  # a stable subset, sweep groups whole (harness/parallel.py)
+        cases = [cases[i] for i in select_shard(cases, *args.shard)]
+    out = writable_folder(args.out, "--out")  # before any training
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    run_id = new_run_id()
+    done: list[CaseResult | None] = [None] * len(cases)
+
+    def finished(index: int, result: CaseResult) -> None:
+        done[index] = result
+        write_json_atomic(record_path(out, run_id, result.case.suite.id, result.case.id), result.record(run_id))
+
+    with interrupt_on_signals():  # kill (SIGTERM) stops the run like Ctrl-C: workers ended, a message, exit 128+n
+        if args.jobs > 1 and cases:  # worker processes, one torch thread each unless --threads
+            progress = ParallelProgress(len(cases))
+            try:
+                run_parallel(cases, units(cases), args.jobs, args.threads or 1, args.plugin, finished, progress)
+            finally:
+                progress.done()
+        else:
+            serial = _Progress(len(cases))
+            try:
+                for i, case in enumerate(cases):
+                    serial.case(i + 1, f"{case.suite.id} {case.id}")
+                    finished(i, run_case(case, serial))
+            finally:
+                serial.done()
+    results: list[CaseResult] = [r for r in done if r is not None]
+    if len(results) != len(cases):  # run_parallel returns only when every case has its result
+        raise HarnessError(f"{len(cases) - len(results)} case(s) have no result (a bug in theory-harness, please report it)")
+    sweeps = []  # (suite id, group id, verdict)
+    for suite in suites:
+        for key, (members, verdicts) in evaluate_sweeps(suite, results).items():
+            sweeps.extend((suite.id, key, v) for v in verdicts)
+            write_json_atomic(out / run_id / suite.id / f"sweep-{key}.json",
+                              sweep_record(suite, key, members, verdicts, run_id))
+    summary = {"schema": "theory-harness/summary/1", "run_id": run_id,
+               "cases": [{"suite": r.case.suite.id, "case": r.case.id, "status": r.status,
+                          "wall_time_s": r.wall_time_s,
+                          "expectations": [v.to_dict() for v in r.verdicts]} for r in results],
+               "sweeps": [{"suite": sid, "group": key, "expectation": v.to_dict()} for sid, key, v in sweeps]}
+    if args.shard:
+        summary["shard"] = {"index": args.shard[0], "count": args.shard[1], "cases": len(cases), "of": selected}
+    write_json_atomic(out / run_id / "summary.json", summary)
+    print(format_table(SUMMARY_HEADER, summary_rows(results, sweeps)) if results else "(no cases in this shard)")
+    if args.shard:
+        print(f"\nshard {args.shard[0]}/{args.shard[1]}: {len(cases)} of the {selected} cases selected")
+    n_pass = sum(r.status == "passed" for r in results)
+    n_fail = sum(r.status == "failed" for r in results)
+    n_skip = sum(r.status == "skipped" for r in results)
+    s_fail = sum(not v.passed for _, _, v in sweeps)
+    print(f"\ncases: {n_pass} passed, {n_fail} failed, {n_skip} skipped; sweep expectations: "
+          f"{len(sweeps) - s_fail} passed, {s_fail} failed; records in {out / run_id}")
+    invalid = [r.invalid for r in results if r.invalid]
+    for message in dict.fromkeys(invalid):  # a suite that cannot run as written is bad input, not a failed claim
+        print(f"theory-harness: error: {message}", file=sys.stderr)
+    return 2 if invalid else 1 if n_fail or s_fail else 0
+
+
+def _calibrate(args: argparse.Namespace) -> int:
+    from .calibrate import check_perturbation, extra_seeds, format_calibration, parse_perturbation, plan, summarize
+
+    suites = load_suites([args.suite])
+    if len(suites) != 1:
+        raise HarnessError(f"{args.suite}: calibrate takes one suite file, found {len(suites)}")
+    suite = suites[0]
+    perturbations = [p for text in args.perturb for p in parse_perturbation(text)]
+    for target in dict.fromkeys(t for t, _ in perturbations):
+        check_perturbation(suite, target)
+    cases = plan(suite, extra_seeds(suite, args.seeds), perturbations, _devices(args.device))
+    if not cases:
+        raise HarnessError(f"{args.suite}: no cases on device(s) {_devices(args.device)}")
     out = writable_folder(args.out, "--out")  # before any training
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -112,29 +186,15 @@ def _run(args: argparse.Namespace) -> int:
         results.append(result)
         write_json_atomic(record_path(out, run_id, case.suite.id, case.id), result.record(run_id))
     progress.done()
-    sweeps = []  # (suite id, group id, verdict)
-    for suite in suites:
-        for key, (members, verdicts) in evaluate_sweeps(suite, results).items():
-            sweeps.extend((suite.id, key, v) for v in verdicts)
-            write_json_atomic(out / run_id / suite.id / f"sweep-{key}.json",
-                              sweep_record(suite, key, members, verdicts, run_id))
-    summary = {"schema": "theory-harness/summary/1", "run_id": run_id,
-               "cases": [{"suite": r.case.suite.id, "case": r.case.id, "status": r.status,
-                          "wall_time_s": r.wall_time_s,
-                          "expectations": [v.to_dict() for v in r.verdicts]} for r in results],
-               "sweeps": [{"suite": sid, "group": key, "expectation": v.to_dict()} for sid, key, v in sweeps]}
-    write_json_atomic(out / run_id / "summary.json", summary)
-    print(format_table(SUMMARY_HEADER, summary_rows(results, sweeps)))
-    n_pass = sum(r.status == "passed" for r in results)
-    n_fail = sum(r.status == "failed" for r in results)
-    n_skip = sum(r.status == "skipped" for r in results)
-    s_fail = sum(not v.passed for _, _, v in sweeps)
-    print(f"\ncases: {n_pass} passed, {n_fail} failed, {n_skip} skipped; sweep expectations: "
-          f"{len(sweeps) - s_fail} passed, {s_fail} failed; records in {out / run_id}")
+    record = summarize(suite, results)
+    record["run_id"] = run_id
+    write_json_atomic(out / run_id / suite.id / "calibration.json", record)
+    print(format_calibration(record))
+    print(f"\nrecords and calibration.json in {out / run_id / suite.id}")
     invalid = [r.invalid for r in results if r.invalid]
-    for message in dict.fromkeys(invalid):  # a suite that cannot run as written is bad input, not a failed claim
+    for message in dict.fromkeys(invalid):
         print(f"theory-harness: error: {message}", file=sys.stderr)
-    return 2 if invalid else 1 if n_fail or s_fail else 0
+    return 2 if invalid else 0
 
 
 def _list(args: argparse.Namespace) -> int:
@@ -193,6 +253,20 @@ def _threads(text: str) -> int:
     return value
 
 
+def _jobs(text: str) -> int:
+    try:
+        return parse_jobs(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _shard(text: str) -> tuple[int, int]:
+    try:
+        return parse_shard(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="theory-harness", description="Run theory suites: "
                                 "predictions of optimisation theory checked against measurements.")
@@ -202,7 +276,14 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--device", choices=["cpu", "cuda", "all"], default=None,
                      help="device to run on (default: cuda when available, else cpu; all: every device a suite declares)")
     run.add_argument("--out", default="results", help="folder for result records (default: results/)")
-    run.add_argument("--threads", type=_threads, default=None, help="torch CPU threads (default: torch's)")
+    run.add_argument("--threads", type=_threads, default=None,
+                     help="torch CPU threads (default: torch's; with --jobs, per worker, default 1)")
+    run.add_argument("--jobs", type=_jobs, default=1, metavar="N",
+                     help="run cases in N worker processes ('auto': one per CPU); a sweep group's cases run in one "
+                          "worker; the records are those a serial run writes (default 1: in this process)")
+    run.add_argument("--shard", type=_shard, default=None, metavar="K/M",
+                     help="run only shard K of M: a stable subset (by suite id and sweep group, groups never split) "
+                          "so that M jobs given the same paths and --device run every case once")
     run.set_defaults(func=_run)
     ls = sub.add_parser("list", help="list suites")
     ls.add_argument("paths", nargs="*", help="suite files or folders (default: suites/)")
@@ -212,6 +293,18 @@ def parser() -> argparse.ArgumentParser:
                              help="import MODULE first (repeatable): a plugin that registers problems, update "
                                   "rules, measures, predictions, losses or data sets; packages that declare the "
                                   "entry-point group 'theory_harness.plugins' are loaded without it")
+    cal = sub.add_parser("calibrate", help="run a suite over extra seeds, nominally and under deliberate errors, and "
+                         "print each expectation's spread, false alarms and detections")
+    cal.add_argument("suite", help="one suite file")
+    cal.add_argument("--seeds", type=_threads, default=10, help="extra seeds, none of the suite's own (default 10)")
+    cal.add_argument("--perturb", action="append", default=[], metavar="TARGET=F1,F2",
+                     help="a deliberate error (repeatable): optimizer.KEY=F (the rule built with KEY x F, predictions "
+                          "nominal), problem.KEY=F, prediction.NAME=F (its value x F), kernel.hessian=F (every HVP x F)")
+    cal.add_argument("--device", choices=["cpu", "cuda", "all"], default=None, help="as for run")
+    cal.add_argument("--out", default="results/calibration", help="folder for the records (default: results/calibration/)")
+    cal.add_argument("--threads", type=_threads, default=None, help="torch CPU threads (default: torch's)")
+    cal.add_argument("--plugin", action="append", default=[], metavar="MODULE", help="as for run")
+    cal.set_defaults(func=_calibrate)
     rep = sub.add_parser("report", help="turn result records into a static HTML page with a figure per case")
     rep.add_argument("results", nargs="*", help="record files or folders (default: the newest run under results/)")
     rep.add_argument("--out", default="report", help="folder for index.html and figures/ (default: report/)")
@@ -252,6 +345,18 @@ def main(argv: list[str] | None = None) -> int:
               f"{frame.lineno}; a bug in theory-harness, please report it with the input that caused it)",
               file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("theory-harness: interrupted; records written so far are complete", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM during a run (harness.parallel.Interrupted)
+        signum = getattr(exc, "signum", 2)
+        what = "interrupted" if signum == 2 else f"stopped by {_signal_name(signum)}"
+        print(f"theory-harness: {what}; records written so far are complete (any worker processes were stopped)",
+              file=sys.stderr)
+        return 128 + signum
+
+
+def _signal_name(signum: int) -> str:
+    import signal
+
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"

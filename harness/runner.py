@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import math
 import time
 from dataclasses import dataclass, field
@@ -64,6 +65,11 @@ class Case:
     point: tuple[tuple[str, Any], ...]
     seed: int
     device: str
+    # a deliberate error for calibration (harness.calibrate): ((target, factor), ...) with target
+    # "optimizer.KEY" / "problem.KEY" (the value the update rule or problem is built with, times
+    # factor), "prediction.NAME" (the prediction's value, times factor) or "kernel.hessian" (every
+    # Hessian-vector product, times factor). Predictions still bind the nominal values.
+    perturbation: tuple[tuple[str, float], ...] = ()
 
     @property
     def dtype(self) -> str:
@@ -71,9 +77,12 @@ class Case:
 
     @property
     def id(self) -> str:
-        """``depth=3-lr=0.01-seed=0-cpu``: the sweep axes the suite shows in ids, seed, device."""
+        """``depth=3-lr=0.01-seed=0-cpu``: the sweep axes the suite shows in ids, seed, device
+        (and ``-perturb=optimizer.lr*1.1`` for a calibration's perturbed run)."""
         parts = [f"{k}={_fmt(v)}" for k, v in self.point if k in self.suite.id_labels]
-        return "-".join(parts + [f"seed={self.seed}", self.device])
+        parts += [f"seed={self.seed}", self.device]
+        parts += [f"perturb={t}*{f:g}" for t, f in self.perturbation]
+        return "-".join(parts)
 
     @property
     def hyper(self) -> dict[str, Any]:
@@ -143,6 +152,7 @@ class CaseResult:
             "run_id": run_id,
             "suite": {"id": s.id, "file": s.file, "sha256": s.sha256, "claim": s.claim, "source": s.source},
             "case": {"id": c.id, "params": dict(c.point), "hyper": c.hyper, "seed": c.seed,
+                     **({"perturbation": {t: f for t, f in c.perturbation}} if c.perturbation else {}),
                      "device": c.device, "dtype": c.dtype, "steps": s.steps,
                      "problem": {k: v for k, v in s.problem_table.items()},
                      "optimizer": s.optimizer_kind},
@@ -209,7 +219,8 @@ def run_case(case: Case, progress: Callable[[int, int], None] | None = None) -> 
         return result
     start = time.perf_counter()
     try:
-        _simulate(case, result, progress)
+        with perturbed_kernels(case.perturbation):
+            _simulate(case, result, progress)
     except CaseSetupError as exc:  # the suite cannot run as written: bad input, not a failed claim
         result.invalid = result.info["invalid"] = str(exc)
         result.error = f"{type(exc).__name__}: {exc}"
@@ -232,8 +243,9 @@ def _simulate(case: Case, result: CaseResult, progress) -> None:
     device = torch.device(case.device)
     with precision(case.device, suite.matmul_precision):
         result.environment = environment(case.device, case.dtype, suite.file, suite.sha256)
-        problem = _set_up(suite, "problem", lambda: suite.problem.build(case.seed, dtype, device))
-        optimizer = _set_up(suite, "optimizer", suite.optimizer)
+        spec = _perturbed(suite.problem, case.perturbation, "problem")
+        problem = _set_up(suite, "problem", lambda: spec.build(case.seed, dtype, device))
+        optimizer = _set_up(suite, "optimizer", lambda: _perturbed_optimizer(suite, case.perturbation))
         if hasattr(optimizer, "bind"):  # a rule that needs the problem's parameter groups
             optimizer = _set_up(suite, "optimizer", lambda: optimizer.bind(problem))
         result.info = {"n_params": problem.info.get("n_params")}
@@ -294,6 +306,61 @@ def _simulate(case: Case, result: CaseResult, progress) -> None:
                                 result.last_step) for e in asserted]
     result.predictions = prediction_series([*asserted, *suite.overlays], traj, case.bindings)
     result.events = {name: event_step(ev, traj, case.bindings) for name, ev in suite.events.items()}
+
+
+def _perturbed(spec: Any, perturbation: tuple, section: str) -> Any:
+    """``spec`` (a problem's frozen options) with ``section.KEY`` perturbations applied."""
+    changes = {t.split(".", 1)[1]: getattr(spec, t.split(".", 1)[1]) * f for t, f in perturbation
+               if t.startswith(section + ".")}
+    return dataclasses.replace(spec, **changes) if changes else spec
+
+
+def _perturbed_optimizer(suite: Suite, perturbation: tuple) -> Any:
+    """The variant's update rule, built with its ``optimizer.KEY`` perturbations applied."""
+    table = dict(suite.optimizer_table)
+    for target, factor in perturbation:
+        if target.startswith("optimizer."):
+            key = target.split(".", 1)[1]
+            table[key] = table[key] * factor
+    if table == suite.optimizer_table:
+        return suite.optimizer()
+    from .optimizers import OPTIMIZERS
+    from .options import build
+    return build(OPTIMIZERS[suite.optimizer_kind], table, suite.file, "optimizer")
+
+
+@contextlib.contextmanager
+def perturbed_kernels(perturbation: tuple) -> Iterator[None]:
+    """``prediction.NAME`` and ``kernel.hessian`` perturbations in force for one case: the
+    prediction's value, every Hessian-vector product of the curvature measures, times the factor."""
+    from . import measures
+    from .measures import curvature as curvature_measures
+    from .operators import LinearOperator
+    from .predictions import PREDICTIONS
+
+    saved_predictions, saved_hessian = {}, None
+    try:
+        for target, factor in perturbation:
+            kind, _, name = target.partition(".")
+            if kind == "prediction":
+                fn = saved_predictions.setdefault(name, PREDICTIONS._items[name])
+                scaled = functools.wraps(fn)(lambda *a, _fn=fn, _f=factor, **k: _f * _fn(*a, **k))
+                PREDICTIONS._items[name] = scaled
+            elif kind == "kernel" and name == "hessian":
+                real = saved_hessian = saved_hessian or curvature_measures.hessian_operator
+
+                def scaled_hessian(obj, theta, strategy="double_backward_reused", _real=real, _f=factor):
+                    op = _real(obj, theta, strategy)
+                    scaled = LinearOperator(lambda v: _f * op._matvec(v), op.dim, op.dtype, op.device, op.name)
+                    scaled.loss, scaled.gradient = op.loss, op.gradient  # the step reuses them: unscaled
+                    return scaled
+                curvature_measures.hessian_operator = measures.hessian_operator = scaled_hessian
+        yield
+    finally:
+        for name, fn in saved_predictions.items():
+            PREDICTIONS._items[name] = fn
+        if saved_hessian is not None:
+            curvature_measures.hessian_operator = measures.hessian_operator = saved_hessian
 
 
 def _set_up(suite: Suite, key: str, build: Callable[[], Any]) -> Any:
