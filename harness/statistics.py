@@ -41,6 +41,14 @@ def _max_drop_after_min(v: np.ndarray) -> float:
     return float(max(0.0, np.max(-np.diff(tail)))) if len(tail) > 1 else 0.0
 
 
+def _median_drift(v: np.ndarray) -> float:
+    """``median(second half) / median(first half) - 1``: how far a series moved over the window,
+    robust to the period-2 oscillation and catapults of a run at the edge of stability (a plateau
+    gives about 0; a series still rising through the edge, its relative rise)."""
+    half = len(v) // 2
+    return float(np.median(v[len(v) - half:]) / np.median(v[:half]) - 1.0)
+
+
 def _max_drawdown_after_min(v: np.ndarray) -> float:
     """Largest fall below the running maximum after the series' minimum."""
     tail = v[int(np.argmin(v)):]
@@ -61,6 +69,7 @@ STATISTICS: dict[str, tuple[Callable[[np.ndarray], float], int]] = {
     "frac_decreasing": (_frac_decreasing, 2),
     "last_over_first": (lambda v: float(v[-1] / v[0]), 2),
     "last_minus_first": (lambda v: float(v[-1] - v[0]), 2),
+    "median_drift": (_median_drift, 4),
     "max_abs": (lambda v: float(np.max(np.abs(v))), 1),
     "max_drop_after_min": (_max_drop_after_min, 1),
     "max_drawdown_after_min": (_max_drawdown_after_min, 1),

@@ -57,3 +57,13 @@ def test_step_and_route_statistics():
     assert parse_statistic("max_abs")(steps, -v) == 3.0
     runs = np.array([0.5, 0.01, -0.02, 0.0, 0.3, 0.01])
     assert parse_statistic({"name": "longest_run_within", "threshold": 0.03})(steps, runs) == 20.0
+
+
+def test_median_drift_tells_a_plateau_from_a_crossing():
+    steps = np.arange(40)
+    plateau = 1.0 + 0.05 * (-1.0) ** steps  # period-2 oscillation about a flat level
+    rising = np.linspace(0.9, 1.1, 40) + 0.05 * (-1.0) ** steps  # straight through 1
+    drift = parse_statistic("median_drift")
+    assert abs(drift(steps, plateau)) < 1e-12
+    assert drift(steps, rising) == pytest.approx(np.median(rising[20:]) / np.median(rising[:20]) - 1)
+    assert drift(steps, rising) > 0.09 and drift(steps, rising[::-1]) < -0.09
