@@ -34,7 +34,7 @@ from typing import Any, Literal
 from .errors import SuiteError
 from .options import coerce
 
-__all__ = ["Axis", "SweepBlock", "SweepSpec", "read_sweep", "variant", "expand_templates", "substitute", "point_label"]
+__all__ = ["Axis", "SweepBlock", "SweepSpec", "read_sweep", "variant", "expand_templates", "substitute", "point_label", "same_value"]
 
 SWEEPABLE = ("problem", "optimizer", "run")
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_.]*)\}")
@@ -106,7 +106,7 @@ class SweepSpec:
         out: dict[str, list] = {}
         for a in self.axes:
             seen = out.setdefault(a.label, [])
-            seen.extend(v for v in a.values if not any(_same(v, w) for w in seen))
+            seen.extend(v for v in a.values if not any(same_value(v, w) for w in seen))
         return out
 
     @property
@@ -115,7 +115,7 @@ class SweepSpec:
         return tuple(dict.fromkeys(labels))
 
 
-def _same(a: Any, b: Any) -> bool:
+def same_value(a: Any, b: Any) -> bool:
     """Equal values of the same kind: ``true`` is not ``1`` (bool is an int in Python)."""
     return isinstance(a, bool) == isinstance(b, bool) and a == b
 

@@ -322,11 +322,7 @@ def _perturbed_optimizer(suite: Suite, perturbation: tuple) -> Any:
         if target.startswith("optimizer."):
             key = target.split(".", 1)[1]
             table[key] = table[key] * factor
-    if table == suite.optimizer_table:
-        return suite.optimizer()
-    from .optimizers import OPTIMIZERS
-    from .options import build
-    return build(OPTIMIZERS[suite.optimizer_kind], table, suite.file, "optimizer")
+    return dataclasses.replace(suite, optimizer_table=table).optimizer()
 
 
 @contextlib.contextmanager

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from .errors import HarnessError, SuiteError
-from .expansion import SweepSpec, expand_templates, point_label, read_sweep, variant
+from .expansion import SweepSpec, expand_templates, point_label, read_sweep, same_value, variant
 from .measures import MEASURES
 from .optimizers import OPTIMIZERS
 from .options import build, check_keys, coerce, positive
@@ -590,11 +590,6 @@ def _predicted_value(table: dict, file: str, path: str, bindable: set[str], meas
     return predict, args
 
 
-def _same(a: Any, b: Any) -> bool:
-    """Equal values of the same kind: ``true`` is not ``1`` (bool is an int in Python)."""
-    return isinstance(a, bool) == isinstance(b, bool) and a == b
-
-
 _NEEDS = {"approx": (), "interval": ("interval",), "le": ("bound",), "ge": ("bound",), "lt": ("bound",), "gt": ("bound",),
           "reaches": ("threshold", "within")}
 
@@ -664,7 +659,7 @@ def _expectation(table: Any, path: str, file: str, bindable: set[str], measures:
     for key, value in where.items():
         if key not in sweep_axes:
             raise SuiteError(file, f"{path}.where.{key}", f"expected a sweep axis of this suite {sorted(sweep_axes)}")
-        if not any(_same(value, v) for v in sweep_axes[key]):
+        if not any(same_value(value, v) for v in sweep_axes[key]):
             raise SuiteError(file, f"{path}.where.{key}", f"{value!r} is not among the axis' values {sweep_axes[key]}")
     target = t.target if t.target is not None else ({"ratio": 1.0, "difference": 0.0}.get(compare) if predict else None)
     if isinstance(target, dict):
@@ -732,12 +727,6 @@ def _load_suite(path: Path) -> Suite:
                 at = ", ".join(f"{k}={point_label(v)}" for k, v in point.items())
                 raise SuiteError(file, exc.key, f"{exc.message} (at the sweep point {at})") from None
             raise
-    if len(variants) > 1:
-        first = variants[0]
-        for v in variants[1:]:  # a sweep expectation spans the variants: one definition for all
-            if v.sweep_expectations != first.sweep_expectations:
-                raise SuiteError(file, "sweep_expect", "a [[sweep_expect]] table must read the same at every sweep point "
-                                 "(its windows and predictions may not depend on an axis swept in problem or run)")
     return dataclasses.replace(variants[0], variants=tuple(variants))
 
 
