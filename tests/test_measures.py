@@ -85,3 +85,42 @@ def test_lambda_max_on_an_overflowing_hessian_is_nan_with_a_reason(curvature, k)
     ctx = StepContext(0, problem.theta0, problem, GD(lr=0.1))
     m = LambdaMax(k=k)(ctx, {})
     assert math.isnan(m.value) and not m.aux["converged"] and "overflow" in m.aux["reason"]
+
+
+def _linear_problem(loss, k):
+    """f(x; W) = x W (no bias): the Hessian of 1/2 mean ||xW - y||^2 is (X^T X / n) (x) I_k, and
+    for any loss of a model linear in its parameters the Hessian is the Gauss-Newton matrix."""
+    from harness.losses import LOSSES
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(30, 4, generator=g, dtype=torch.float64)
+    y = torch.randn(30, k, generator=g, dtype=torch.float64) if loss == "mse" else torch.arange(30) % k
+    theta = torch.randn(4 * k, generator=g, dtype=torch.float64)
+    obj = Objective(lambda t, xx: xx @ t.view(4, k), LOSSES[loss], x, y, chunk_size=7)
+    return StepContext(0, theta, Problem(obj, theta), GD(lr=0.1)), obj, theta, x
+
+
+@pytest.mark.parametrize("operator", ["hessian", "gauss_newton"])
+def test_dense_top_eigenvalue_of_a_linear_least_squares_model_is_that_of_x_t_x(operator):
+    from harness.measures import DenseTopEigenvalue
+    ctx, _, _, x = _linear_problem("mse", 1)
+    top = torch.linalg.eigvalsh(x.T @ x / x.shape[0])
+    m = DenseTopEigenvalue(operator=operator)(ctx, {})
+    np.testing.assert_allclose(m.value, float(top[-1]), rtol=1e-12)
+    np.testing.assert_allclose(m.aux["second"], float(top[-2]), rtol=1e-12)
+
+
+def test_dense_gauss_newton_equals_the_dense_hessian_for_a_linear_model_under_cross_entropy():
+    from harness.measures import DenseTopEigenvalue
+    ctx, obj, theta, _ = _linear_problem("cross_entropy", 3)
+    h = DenseTopEigenvalue()(ctx, {}).value
+    gn = DenseTopEigenvalue(operator="gauss_newton")(ctx, {}).value
+    np.testing.assert_allclose(gn, h, rtol=1e-10)
+    np.testing.assert_allclose(h, float(torch.linalg.eigvalsh(hessian_operator(obj, theta).dense())[-1]), rtol=1e-10)
+
+
+def test_dense_top_eigenvalue_refuses_a_model_above_max_params():
+    from harness.errors import UnsupportedError
+    from harness.measures import DenseTopEigenvalue
+    ctx, _, _, _ = _linear_problem("mse", 1)
+    with pytest.raises(UnsupportedError, match="max_params = 3"):
+        DenseTopEigenvalue(max_params=3)(ctx, {})

@@ -17,7 +17,7 @@ import math
 from . import PREDICTIONS
 
 __all__ = ["dmf_hitting_time", "dmf_hitting_time_exact", "dmf_projection_rank", "dmf_rank_bound",
-           "dmf_rank_at_step", "dmf_loss_at_step"]
+           "dmf_rank_at_step", "dmf_entropy_rank_at_step", "dmf_loss_at_step"]
 
 
 def _mode(spectrum: list[float], index: float) -> float:
@@ -112,6 +112,16 @@ def dmf_rank_at_step(lr: float, depth: float, alpha: float, spectrum: list, n: f
     decoupling lemma). The product is symmetric PSD, so its singular values are the ``pi_i``."""
     pi = _modes_at(lr, int(depth), alpha, spectrum, n, steps)
     return sum(pi) / max(pi)
+
+
+@PREDICTIONS.register("dmf_entropy_rank_at_step")
+def dmf_entropy_rank_at_step(lr: float, depth: float, alpha: float, spectrum: list, n: float, steps: float) -> float:
+    """Entropy effective rank ``exp(-sum_i p_i ln p_i)``, ``p_i = pi_i / sum_j pi_j`` (Roy & Vetterli
+    2007), of the product after ``steps`` GD steps, every singular value ``pi_i`` from the exact
+    scalar recursion (identity init, Chou et al., arXiv 2011.13772; see :func:`dmf_rank_at_step`)."""
+    pi = _modes_at(lr, int(depth), alpha, spectrum, n, steps)
+    total = sum(pi)
+    return math.exp(-sum((p / total) * math.log(p / total) for p in pi if p > 0))
 
 
 @PREDICTIONS.register("dmf_loss_at_step")
