@@ -14,7 +14,9 @@ and a loss whose output Hessian is ``I / n`` (``mse``: ``(1/n) sum_i 1/2 ||f(x_i
 
 (H1)-(H3) are the theory note's formalisation (shared/theory/curvature.md, Sec. 4.2, [D]); the
 paper's own equations could not be retrieved. Every Jacobian here goes through
-:func:`harness.curvature.input_jacobians`.
+:func:`harness.curvature.input_jacobians` (reverse mode), except the left side of (H1), which
+comes from :func:`forward_input_jacobians` (forward mode, the whole network at once), so that
+the identity compares two independent routes rather than one autograd graph with itself.
 """
 
 from __future__ import annotations
@@ -24,13 +26,14 @@ from typing import Callable
 
 import torch
 from torch import Tensor, nn
-from torch.func import functional_call
+from torch.func import functional_call, jacfwd, vmap
 
 from .curvature import input_jacobians
 from .errors import UnsupportedError
 from .objective import FlatModule
 
-__all__ = ["FirstLayer", "first_layer", "mean_sq_jacobian_norm", "chain_rule_error", "trace_inequality_ratio"]
+__all__ = ["FirstLayer", "first_layer", "forward_input_jacobians", "mean_sq_jacobian_norm", "chain_rule_error",
+           "trace_inequality_ratio"]
 
 
 @dataclass(frozen=True)
@@ -71,6 +74,14 @@ def _flat_jac(j: Tensor) -> Tensor:
     return j.reshape(j.shape[0], -1, j.shape[-1])
 
 
+def forward_input_jacobians(model, theta: Tensor, inputs: Tensor) -> Tensor:
+    """Per-example ``D_x f(x_i)`` by forward mode, ``vmap(jacfwd)`` over the examples, shape
+    ``(n, *out, *in)``: a second route to what :func:`~harness.curvature.input_jacobians`
+    computes in reverse mode, for checks that must not share its code."""
+    theta = theta.detach()
+    return vmap(jacfwd(lambda xi: model(theta, xi.unsqueeze(0)).squeeze(0)))(inputs)
+
+
 def mean_sq_jacobian_norm(model, theta: Tensor, inputs: Tensor, method: str = "vmap",
                           chunk_size: int | None = None) -> float:
     """``J_F = (1/n) sum_i ||D_x f(x_i)||_F^2``."""
@@ -80,9 +91,11 @@ def mean_sq_jacobian_norm(model, theta: Tensor, inputs: Tensor, method: str = "v
 
 def chain_rule_error(model: FlatModule, theta: Tensor, inputs: Tensor, method: str = "vmap",
                      chunk_size: int | None = None) -> float:
-    """(H1): ``max_i ||D_x f(x_i) - D_{z_1} f(x_i) W_1||_F / ||D_x f(x_i)||_F``."""
+    """(H1): ``max_i ||D_x f(x_i) - D_{z_1} f(x_i) W_1||_F / ||D_x f(x_i)||_F``, the left side in
+    forward mode through the whole network, the right in reverse mode (``method``) through the
+    layers after the first, at the first layer's pre-activations."""
     layer = first_layer(model, theta)
-    dx = _flat_jac(input_jacobians(model, theta, inputs, method=method, chunk_size=chunk_size))
+    dx = _flat_jac(forward_input_jacobians(model, theta, inputs))
     dz = _flat_jac(input_jacobians(layer.rest, theta, layer.preactivation(inputs), method=method, chunk_size=chunk_size))
     err = (dx - dz @ layer.weight).flatten(1).norm(dim=1) / dx.flatten(1).norm(dim=1).clamp_min(torch.finfo(dx.dtype).tiny)
     return float(err.max())

@@ -53,3 +53,25 @@ def test_trace_inequality_against_dense_first_layer_gauss_newton(problem):
     ratio = trace_inequality_ratio(obj.model, theta, obj.inputs)
     assert ratio == pytest.approx(expected, rel=1e-10)
     assert 0 < ratio <= 1
+
+
+def test_forward_mode_jacobians_equal_the_reverse_mode_ones(problem):
+    from harness.ansatz import forward_input_jacobians
+    from harness.curvature import input_jacobians
+
+    obj, theta = problem
+    fwd = forward_input_jacobians(obj.model, theta, obj.inputs)
+    for method in ("vmap", "backward"):
+        torch.testing.assert_close(fwd, input_jacobians(obj.model, theta, obj.inputs, method, chunk_size=5),
+                                   rtol=1e-12, atol=1e-14)
+
+
+def test_chain_rule_error_sees_a_fault_in_the_reverse_mode_jacobians(problem, monkeypatch):
+    """Both sides of H1 once went through input_jacobians, so a fault there cancelled; the left
+    side is now forward mode, so a scaled reverse-mode Jacobian shows."""
+    import harness.ansatz as ansatz
+
+    obj, theta = problem
+    real = ansatz.input_jacobians
+    monkeypatch.setattr(ansatz, "input_jacobians", lambda *a, **k: 2.0 * real(*a, **k))
+    assert chain_rule_error(obj.model, theta, obj.inputs) == pytest.approx(1.0, rel=1e-9)

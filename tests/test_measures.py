@@ -124,3 +124,11 @@ def test_dense_top_eigenvalue_refuses_a_model_above_max_params():
     ctx, _, _, _ = _linear_problem("mse", 1)
     with pytest.raises(UnsupportedError, match="max_params = 3"):
         DenseTopEigenvalue(max_params=3)(ctx, {})
+
+
+def test_forward_jacobian_norm_equals_the_reverse_mode_measure():
+    from harness.measures import ForwardJacobianNorm, JacobianNorm
+    ctx, _, _ = _ctx()
+    ref = ForwardJacobianNorm()(ctx, {}).value
+    assert JacobianNorm(method="backward", chunk_size=7)(ctx, {}).value == pytest.approx(ref, rel=1e-12)
+    assert JacobianNorm()(ctx, {}).value == pytest.approx(ref, rel=1e-12)

@@ -64,3 +64,14 @@ def test_sam_edge_literal_formula_agrees_where_it_is_well_conditioned():
         assert sam_edge(lr, rho, g) == pytest.approx(literal, rel=1e-12)
         assert sam_unnormalized_edge(lr, rho) == pytest.approx((math.sqrt(1 + 8 * rho / lr) - 1) / (2 * rho), rel=1e-12)
     assert sam_edge(0.2, 0.02, 0.0) == 0.0
+
+
+def test_dmf_entropy_rank_at_step_is_that_of_the_recursions_modes():
+    from harness.predictions.factorization import dmf_entropy_rank_at_step
+    spectrum = [10.0, 4.0, 1.5, 0.5]
+    # at step 0 every mode is alpha^N: n equal singular values have entropy rank n
+    assert dmf_entropy_rank_at_step(lr=0.01, depth=3, alpha=0.1, spectrum=spectrum, n=20, steps=0) == pytest.approx(20)
+    # long after: the spectrum itself, up to the zero modes (each below alpha^N = 1e-6)
+    p = np.array(spectrum) / sum(spectrum)
+    late = dmf_entropy_rank_at_step(lr=0.01, depth=2, alpha=1e-3, spectrum=spectrum, n=6, steps=20_000)
+    assert late == pytest.approx(float(np.exp(-(p * np.log(p)).sum())), rel=1e-5)

@@ -90,9 +90,9 @@ from .curvature import LambdaMax, PreconditionedSharpness, StabilityThreshold  #
 from .dynamics import SoftRank, TaylorCubicError, TaylorGramError  # noqa: E402
 from .jacobian import ChainRuleError, JacobianNorm, JacobianTraceRatio  # noqa: E402
 from .matrix import EffectiveRank, EffectiveRankGap, EntropyRank, ModeProgress, RelativeError  # noqa: E402
-from .reference import DenseTopEigenvalue  # noqa: E402
+from .reference import DenseTopEigenvalue, ForwardJacobianNorm  # noqa: E402
 
 __all__ += ["Loss", "GradNorm", "LossRatio", "RelativeChange", "TestLoss", "MinibatchLoss", "LambdaMax",
             "StabilityThreshold", "PreconditionedSharpness", "JacobianNorm", "ChainRuleError", "JacobianTraceRatio",
             "EffectiveRank", "EntropyRank", "ModeProgress", "RelativeError", "EffectiveRankGap", "TaylorGramError",
-            "TaylorCubicError", "SoftRank", "DenseTopEigenvalue"]
+            "TaylorCubicError", "SoftRank", "DenseTopEigenvalue", "ForwardJacobianNorm"]

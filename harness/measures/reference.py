@@ -1,4 +1,5 @@
-"""Dense references for the curvature kernels, computed in a suite beside them.
+"""References for the kernels, computed in a suite beside them by routes that share none of
+their code: dense matrices for the curvature kernels, forward mode for the input Jacobians.
 
 A suite that asserts the kernels' answers against these along a real training trajectory
 catches what the theory checks cannot: an error that the run absorbs consistently (a chunk
@@ -15,11 +16,12 @@ from typing import Literal
 import torch
 from torch.func import hessian, jacrev
 
+from ..ansatz import forward_input_jacobians
 from ..errors import UnsupportedError
 from ..options import positive
 from . import MEASURES, Measurement, StepContext
 
-__all__ = ["DenseTopEigenvalue"]
+__all__ = ["DenseTopEigenvalue", "ForwardJacobianNorm"]
 
 
 @MEASURES.register("dense_top_eigenvalue")
@@ -60,3 +62,19 @@ class DenseTopEigenvalue:
         matrix = 0.5 * (matrix + matrix.T)
         eig = torch.linalg.eigvalsh(matrix)
         return Measurement(float(eig[-1]), {"second": float(eig[-2])})
+
+
+@MEASURES.register("forward_jacobian_norm")
+@dataclass(frozen=True)
+class ForwardJacobianNorm:
+    """``J_F = (1/n) sum_i ||D_x f(x_i)||_F^2`` over the training inputs (MacDonald, Valmadre &
+    Lucey, arXiv 2305.14683), by forward mode (:func:`~harness.ansatz.forward_input_jacobians`)
+    and its own mean: the reference for ``jacobian_norm``, which walks reverse-mode chunks."""
+
+    def __call__(self, ctx: StepContext, memory: dict) -> Measurement:
+        x = ctx.problem.objective.inputs
+        if not x.is_floating_point():
+            raise UnsupportedError(f"input-output Jacobians need floating-point inputs; this problem's are {x.dtype}")
+        jac = forward_input_jacobians(ctx.problem.objective.model, ctx.theta, x)
+        per_example = jac.reshape(x.shape[0], -1).pow(2).sum(dim=1)
+        return Measurement(float(per_example.sum()) / x.shape[0])

@@ -27,9 +27,9 @@ def arguments(name: str) -> list[str]:
 
 from . import ansatz, factorization, reference, relu, stability  # noqa: E402,F401  (register the predictions)
 from .ansatz import gauss_newton_top  # noqa: E402
-from .reference import dense_eigenvalue  # noqa: E402
+from .reference import reference_value  # noqa: E402
 from .stability import (gd_edge, heavy_ball_edge, nesterov_edge, sam_edge, sam_orbit_grad_norm,  # noqa: E402
                         sam_unnormalized_edge)
 
 __all__ += ["gd_edge", "heavy_ball_edge", "nesterov_edge", "sam_edge", "sam_unnormalized_edge",
-            "sam_orbit_grad_norm", "gauss_newton_top", "dense_eigenvalue"]
+            "sam_orbit_grad_norm", "gauss_newton_top", "reference_value"]
