@@ -244,6 +244,26 @@ def depthwise_scaling_removed(monkeypatch):
         __import__("dataclasses").replace(self, depthwise_scaling=False), problem))
 
 
+def adam_second_moment_without_bias_correction(monkeypatch):
+    """P from the raw EMA v, not v / (1 - beta2^t): the measure, not Adam, is wrong."""
+    import torch
+
+    import harness.measures.curvature as curvature_measures
+
+    def preconditioner(ctx):
+        opt, g = ctx.state["optimizer"], ctx.state["optimizer"].param_groups[0]
+        states = [opt.state.get(p, {}) for p in ctx.state["params"]]
+        if any("exp_avg_sq" not in st for st in states):
+            return torch.empty(0)
+        return torch.cat([(st["exp_avg_sq"].sqrt() + g["eps"]).reshape(-1) for st in states]).to(ctx.theta.dtype)
+    monkeypatch.setattr(curvature_measures, "_adam_preconditioner", preconditioner)
+
+
+def adam_edge_without_its_momentum_factor(monkeypatch):
+    """(2 + 2 beta1)/eta, the heavy-ball edge, for Adam's EMA momentum: 1/(1 - beta1) = 10x too low."""
+    monkeypatch.setitem(PREDICTIONS._items, "adam_edge", lambda lr, betas: (2 + 2 * betas[0]) / lr)
+
+
 # --- every suite fault, one test ---------------------------------------------------------------
 
 SUITE_FAULTS += [
@@ -253,6 +273,8 @@ SUITE_FAULTS += [
     ("relu_wide_regime.toml", {"lr_second": 0.05}, swapped_layer_rates),
     ("relu_wide_regime.toml", {"lr_second": 0.05}, extra_inverse_sqrt_m_on_second_layer),
     ("beyond_eos_taylor.toml", {}, depthwise_scaling_removed),  # plain SGD at lr = 10 explodes
+    ("adam_edge_mlp.toml", {"lr": 0.01}, adam_second_moment_without_bias_correction),
+    ("adam_edge_mlp.toml", {"lr": 0.01}, adam_edge_without_its_momentum_factor),
 ]
 
 

@@ -132,3 +132,28 @@ def test_forward_jacobian_norm_equals_the_reverse_mode_measure():
     ref = ForwardJacobianNorm()(ctx, {}).value
     assert JacobianNorm(method="backward", chunk_size=7)(ctx, {}).value == pytest.approx(ref, rel=1e-12)
     assert JacobianNorm()(ctx, {}).value == pytest.approx(ref, rel=1e-12)
+
+
+def test_adam_preconditioned_sharpness_is_the_top_eigenvalue_of_p_inverse_h():
+    from harness.errors import UnsupportedError
+    from harness.measures import AdamPreconditionedSharpness
+    from harness.optimizers import TorchOptim
+
+    obj, theta = tiny_problem(n=40, width=8, chunk_size=15)
+    problem = Problem(obj, theta)
+    rule = TorchOptim("torch.optim.Adam", (("betas", (0.9, 0.99)), ("lr", 0.01))).bind(problem)
+    state = rule.init(theta)
+    measure = AdamPreconditionedSharpness(tol=1e-10)
+    assert math.isnan(measure(StepContext(0, theta, problem, rule, state), {}).value)  # no v before a step
+    for _ in range(5):
+        theta, state = rule.step(theta, state, obj.value_and_grad)
+    value = measure(StepContext(5, theta, problem, rule, state), {}).value
+    # independent: P from Adam's state by hand, P^-1 H dense, its largest eigenvalue
+    opt = state["optimizer"]
+    (param,) = state["params"]
+    v = opt.state[param]["exp_avg_sq"].reshape(-1)
+    p = (1 - 0.9 ** 5) * ((v / (1 - 0.99 ** 5)).sqrt() + 1e-8)
+    dense = torch.linalg.eigvals(torch.diag(1 / p) @ hessian_operator(obj, theta).dense()).real.max()
+    np.testing.assert_allclose(value, float(dense), rtol=1e-8)
+    with pytest.raises(UnsupportedError, match="torch.optim.Adam"):
+        measure(StepContext(0, theta, problem, GD(lr=0.1), None), {})

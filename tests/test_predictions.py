@@ -75,3 +75,19 @@ def test_dmf_entropy_rank_at_step_is_that_of_the_recursions_modes():
     p = np.array(spectrum) / sum(spectrum)
     late = dmf_entropy_rank_at_step(lr=0.01, depth=2, alpha=1e-3, spectrum=spectrum, n=6, steps=20_000)
     assert late == pytest.approx(float(np.exp(-(p * np.log(p)).sum())), rel=1e-5)
+
+
+@pytest.mark.parametrize("lr", [0.001, 0.01])
+@pytest.mark.parametrize("beta1", [0.0, 0.5, 0.9])
+def test_adam_edge_is_where_frozen_preconditioner_adam_turns_unstable(lr, beta1):
+    """Adam with P fixed is EMA momentum m <- b m + (1 - b) g, w <- w - lr P^-1 m; on a 1-D
+    quadratic of preconditioned curvature lam (numpy's roots, an independent computation)."""
+    from harness.predictions.stability import adam_edge
+
+    edge = adam_edge(lr, [beta1, 0.999])
+    poly = lambda lam: [1, -(1 + beta1 - lr * (1 - beta1) * lam), beta1]
+    assert spectral_radius(poly(0.999 * edge)) < 1 < spectral_radius(poly(1.001 * edge))
+    if beta1 == 0.9:
+        assert edge == pytest.approx(38 / lr)  # the paper's 38/eta (arXiv 2207.14484, abstract)
+    if beta1 == 0.0:
+        assert edge == pytest.approx(gd_edge(lr))

@@ -11,6 +11,7 @@ import torch
 from torch import Tensor
 
 from ..curvature import gauss_newton_operator, hessian_operator
+from ..errors import UnsupportedError
 from ..objective import Objective
 from ..operators import LinearOperator
 from ..options import positive
@@ -19,7 +20,7 @@ from ..spectrum import lanczos
 from . import MEASURES, Measurement, StepContext
 from .dynamics import _direction
 
-__all__ = ["LambdaMax", "StabilityThreshold", "PreconditionedSharpness"]
+__all__ = ["LambdaMax", "StabilityThreshold", "PreconditionedSharpness", "AdamPreconditionedSharpness"]
 
 
 @MEASURES.register("lambda_max")
@@ -182,3 +183,56 @@ class PreconditionedSharpness:
         if not res.converged:
             return Measurement(math.nan, {**aux, "estimate": float(res.eigenvalues[0])})
         return Measurement(ctx.optimizer.effective_lr * float(res.eigenvalues[0]), aux)
+
+
+def _adam_preconditioner(ctx: StepContext) -> Tensor:
+    """Adam's diagonal preconditioner at this step, ``P = (1 - beta1^t) (sqrt(v / (1 - beta2^t)) + eps)``,
+    flattened like ``theta``, from a ``torch_optim`` rule's own ``torch.optim.Adam``/``AdamW`` state."""
+    state = ctx.state if isinstance(ctx.state, dict) else {}
+    opt = state.get("optimizer")
+    if opt is None or not isinstance(opt, (torch.optim.Adam, torch.optim.AdamW)):
+        raise UnsupportedError("adam_preconditioned_sharpness needs a torch_optim rule with class "
+                               "torch.optim.Adam or torch.optim.AdamW")
+    group = opt.param_groups[0]
+    beta1, beta2 = group["betas"]
+    parts = []
+    for p in state["params"]:
+        s = opt.state.get(p, {})
+        if "exp_avg_sq" not in s:
+            return torch.empty(0)
+        t = float(s["step"])
+        v_hat = s["exp_avg_sq"].detach() / (1 - beta2 ** t)
+        parts.append(((1 - beta1 ** t) * (v_hat.sqrt() + group["eps"])).reshape(-1))
+    return torch.cat(parts).to(ctx.theta.dtype)
+
+
+@MEASURES.register("adam_preconditioned_sharpness")
+@dataclass(frozen=True)
+class AdamPreconditionedSharpness:
+    """``lambda_1(P^{-1} H)``, the preconditioned sharpness of full-batch Adam, with ``P`` the
+    optimiser's current preconditioner ``(1 - beta1^t) diag(sqrt(v_hat_t) + eps)`` (Cohen et al.,
+    "Adaptive Gradient Methods at the Edge of Stability", arXiv 2207.14484): Lanczos on the
+    symmetric ``P^{-1/2} H P^{-1/2}``, which has the same eigenvalues, warm-started like
+    ``lambda_max``. Adam is then preconditioned EMA momentum, stable on a quadratic while
+    ``lambda_1(P^{-1} H) < (2 + 2 beta1) / ((1 - beta1) eta)``. NaN at step 0, before Adam has a
+    second-moment estimate. Records the relative residual and products used."""
+
+    tol: float = field(default=1e-3, metadata=positive)
+    max_iter: int = field(default=100, metadata=positive)
+
+    def __call__(self, ctx: StepContext, memory: dict) -> Measurement:
+        p = _adam_preconditioner(ctx)
+        if p.numel() == 0:
+            return Measurement(math.nan, {"reason": "no preconditioner before Adam's first step"})
+        h = ctx.hessian()
+        s = p.to(h.device).rsqrt()
+        op = LinearOperator(lambda v: s * (h @ (s * v)), h.dim, h.dtype, h.device, name="adam_preconditioned_hessian")
+        res = lanczos(op, k=1, tol=self.tol, max_iter=self.max_iter, v0=memory.get("v"), seed=ctx.step)
+        memory["v"] = res.eigenvectors[:, 0]
+        aux = {"relative_residual": float(res.relative_residuals[0]), "n_matvecs": res.n_matvecs,
+               "converged": res.converged}
+        if res.failure:
+            aux["reason"] = res.failure
+        if not res.converged:
+            return Measurement(math.nan, {**aux, "estimate": float(res.eigenvalues[0])})
+        return Measurement(float(res.eigenvalues[0]), aux)

@@ -7,7 +7,7 @@ import math
 
 from . import PREDICTIONS
 
-__all__ = ["gd_edge", "heavy_ball_edge", "nesterov_edge", "sam_edge", "sam_unnormalized_edge",
+__all__ = ["gd_edge", "heavy_ball_edge", "nesterov_edge", "adam_edge", "sam_edge", "sam_unnormalized_edge",
            "sam_orbit_grad_norm"]
 
 
@@ -45,6 +45,22 @@ def nesterov_edge(lr: float, momentum: float) -> float:
     (Cohen et al. 2021, arXiv 2103.00065, appendix on momentum; derived here).
     """
     return (2.0 + 2.0 * momentum) / (lr * (1.0 + 2.0 * momentum))
+
+
+@PREDICTIONS.register("adam_edge")
+def adam_edge(lr: float, betas: list) -> float:
+    """Adaptive edge of stability of Adam, ``(2 + 2 beta1) / ((1 - beta1) lr)`` (38/lr at beta1 = 0.9).
+
+    With its preconditioner ``P`` held fixed, Adam is EMA momentum ``m <- beta1 m + (1 - beta1) g``,
+    ``w <- w - lr P^{-1} m`` (the ``1 - beta1^t`` bias correction folded into ``P``). Along an
+    eigenvector of ``P^{-1} H`` with eigenvalue ``lam`` the characteristic polynomial is
+    ``z^2 - (1 + beta1 - lr (1 - beta1) lam) z + beta1``; a root crosses ``z = -1`` when
+    ``lr (1 - beta1) lam = 2 + 2 beta1``: the heavy-ball edge with step ``lr (1 - beta1)``. Cohen et
+    al., "Adaptive Gradient Methods at the Edge of Stability" (arXiv 2207.14484) observe that under
+    full-batch Adam ``lambda_1(P^{-1} H)`` rises to this threshold and equilibrates there.
+    """
+    beta1 = float(betas[0])
+    return (2.0 + 2.0 * beta1) / ((1.0 - beta1) * lr)
 
 
 @PREDICTIONS.register("sam_edge")
