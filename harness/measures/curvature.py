@@ -174,15 +174,22 @@ class PreconditionedSharpness:
         for k, sl in enumerate(ctx.problem.groups.values()):
             s[sl] = math.sqrt(xis[k])
         op = LinearOperator(lambda v: s * (h @ (s * v)), h.dim, h.dtype, h.device, name="preconditioned_hessian")
-        res = lanczos(op, k=1, tol=self.tol, max_iter=self.max_iter, v0=memory.get("v"), seed=ctx.step)
-        memory["v"] = res.eigenvectors[:, 0]
-        aux = {"relative_residual": float(res.relative_residuals[0]), "n_matvecs": res.n_matvecs,
-               "converged": res.converged}
-        if res.failure:
-            aux["reason"] = res.failure
-        if not res.converged:
-            return Measurement(math.nan, {**aux, "estimate": float(res.eigenvalues[0])})
-        return Measurement(ctx.optimizer.effective_lr * float(res.eigenvalues[0]), aux)
+        return _warm_top_eigenvalue(op, self.tol, self.max_iter, memory, ctx.step, scale=ctx.optimizer.effective_lr)
+
+
+def _warm_top_eigenvalue(op: LinearOperator, tol: float, max_iter: int, memory: dict, step: int,
+                         scale: float = 1.0) -> Measurement:
+    """``scale * lambda_1(op)`` by Lanczos warm-started from ``memory["v"]`` (updated), with the
+    relative residual and products recorded; NaN (the estimate in ``aux``) if unconverged."""
+    res = lanczos(op, k=1, tol=tol, max_iter=max_iter, v0=memory.get("v"), seed=step)
+    memory["v"] = res.eigenvectors[:, 0]
+    aux = {"relative_residual": float(res.relative_residuals[0]), "n_matvecs": res.n_matvecs,
+           "converged": res.converged}
+    if res.failure:
+        aux["reason"] = res.failure
+    if not res.converged:
+        return Measurement(math.nan, {**aux, "estimate": float(res.eigenvalues[0])})
+    return Measurement(scale * float(res.eigenvalues[0]), aux)
 
 
 def _adam_preconditioner(ctx: StepContext) -> Tensor:
@@ -227,12 +234,4 @@ class AdamPreconditionedSharpness:
         h = ctx.hessian()
         s = p.to(h.device).rsqrt()
         op = LinearOperator(lambda v: s * (h @ (s * v)), h.dim, h.dtype, h.device, name="adam_preconditioned_hessian")
-        res = lanczos(op, k=1, tol=self.tol, max_iter=self.max_iter, v0=memory.get("v"), seed=ctx.step)
-        memory["v"] = res.eigenvectors[:, 0]
-        aux = {"relative_residual": float(res.relative_residuals[0]), "n_matvecs": res.n_matvecs,
-               "converged": res.converged}
-        if res.failure:
-            aux["reason"] = res.failure
-        if not res.converged:
-            return Measurement(math.nan, {**aux, "estimate": float(res.eigenvalues[0])})
-        return Measurement(float(res.eigenvalues[0]), aux)
+        return _warm_top_eigenvalue(op, self.tol, self.max_iter, memory, ctx.step)
