@@ -8,6 +8,8 @@ import torch
 
 from harness import expand, load_suite, run_case
 from harness.measures import StepContext
+from harness.optimizers import in_absolute_units, init_state, step_size_unit
+from harness.suite import update_rule
 
 SUITES = Path(__file__).resolve().parent.parent / "suites"
 IDS = sorted(p.stem for p in SUITES.glob("*.toml"))
@@ -29,9 +31,9 @@ class SuiteStep:
         torch.set_num_threads(1)
         case = _first_cpu_case(name)
         self.problem = case.suite.problem.build(case.seed, getattr(torch, case.dtype), torch.device("cpu"))
-        opt = case.suite.optimizer()
-        self.opt = opt.bind(self.problem) if hasattr(opt, "bind") else opt
-        self.state = self.opt.init(self.problem.theta0)
+        stated = update_rule(case.suite)  # as the runner sets a case up: lr in absolute units, state from init
+        self.opt = in_absolute_units(stated, step_size_unit(stated, self.problem))
+        self.state = init_state(self.opt, self.problem.theta0, self.problem)
 
     def _step(self):
         ctx = StepContext(0, self.problem.theta0, self.problem, self.opt, self.state)

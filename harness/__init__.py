@@ -31,7 +31,8 @@ from .registry import load_plugins
 
 # suites, runs and records
 from .errors import HarnessError, MeasurementError, SuiteError
-from .suite import Suite, load_suite
+from .spec import Suite
+from .suite import load_suite
 from .runner import Case, CaseResult, evaluate_sweeps, expand, run_case
 from .expectations import Verdict
 from .records import RECORD_SCHEMA, read_records

@@ -28,7 +28,7 @@ from typing import Any
 from .errors import HarnessError
 from .predictions import PREDICTIONS
 from .runner import Case, CaseResult, evaluate_sweeps, expand
-from .suite import Suite
+from .spec import Suite
 from .tables import fmt, format_table
 
 __all__ = ["CALIBRATION_SCHEMA", "parse_perturbation", "check_perturbation", "extra_seeds", "plan", "summarize",

@@ -1,60 +1,262 @@
 """Checks: compare one measured number with its target and say by how much it passes.
 
-Each check returns ``(passed, margin, tolerance_text)``. The margin is signed, positive when
-the check passes, in the units of the measured statistic: the distance to the nearest edge
-of the accepted region (a later comparison across commits reads it).
+A check kind is one frozen class here, registered in :data:`CHECKS` under the name a suite's
+``check = "..."`` uses. It holds its own tolerance keys, builds itself from an expectation's
+table (:meth:`from_keys`, every missing or inconsistent key a :class:`~harness.errors.SuiteError`
+naming it) and evaluates a statistic into an :class:`Outcome`. A target or bound is a
+:class:`Target`: a constant, or a prediction evaluated for the case. Adding a check kind is one
+class in this module.
+
+The margin is signed, positive when the check passes, in the units of the measured statistic:
+the distance to the nearest edge of the accepted region (``compare`` reads it across commits).
 """
 
 from __future__ import annotations
 
 import math
+import operator
+from dataclasses import dataclass, field
+from typing import Any, Callable, ClassVar, Mapping
 
-__all__ = ["CHECKS", "approx", "approx_tolerance", "interval", "le", "ge", "lt", "gt", "reaches"]
+from .errors import SuiteError
+
+__all__ = ["CHECKS", "Check", "Outcome", "Target", "Approx", "Interval", "Le", "Ge", "Lt", "Gt", "Reaches",
+           "TOLERANCE_KEYS"]
+
+TOLERANCE_KEYS = ("target", "rtol", "atol", "interval", "bound", "threshold", "within")
+"""The keys of an expectation that belong to its check (and that ``on.<device>`` may override)."""
 
 
-def approx_tolerance(target: float, rtol: float = 0.0, atol: float = 0.0) -> float:
-    """The half-width of :func:`approx`'s accepted region, ``atol + rtol * |target|``."""
-    return atol + rtol * abs(target)
+@dataclass(frozen=True)
+class Target:
+    """A target or bound: the constant ``value``, or prediction ``predict`` with fixed ``args``,
+    evaluated once per case (its other arguments bound from the case's roles)."""
+
+    value: float | None = None
+    predict: str | None = None
+    args: Mapping[str, float] = field(default_factory=dict)
+
+    @property
+    def predicted(self) -> bool:
+        return self.predict is not None
+
+    def describe(self) -> str:
+        if not self.predicted:
+            return f"{self.value:g}"
+        return self.predict + (f"({', '.join(f'{k}={v}' for k, v in sorted(self.args.items()))})" if self.args else "")
 
 
-def approx(x: float, target: float, rtol: float = 0.0, atol: float = 0.0) -> tuple[bool, float, str]:
+Resolve = Callable[[Target], float]
+"""Evaluates a :class:`Target` for the case at hand."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a check says of one statistic: whether it passed, by how much (``margin``), the
+    accepted region as text (``tolerance``) and as numbers (``limits``, None: unbounded)."""
+
+    passed: bool
+    margin: float
+    tolerance: str
+    limits: tuple[float | None, float | None] | None = None
+
+
+class Check:
+    """The interface of a check kind (every kind below is a frozen dataclass implementing it)."""
+
+    kind: ClassVar[str]
+    needs: ClassVar[tuple[str, ...]] = ()  # the tolerance keys the kind requires
+
+    @classmethod
+    def from_keys(cls, keys: Mapping[str, Any], file: str, path: str, default_target: Target | None = None) -> "Check":
+        """The check from an expectation's tolerance keys (``TOLERANCE_KEYS``; absent keys are None)."""
+        raise NotImplementedError
+
+    def evaluate(self, x: float, resolve: Resolve) -> Outcome:
+        """The outcome for the statistic ``x``."""
+        raise NotImplementedError
+
+    def targets(self) -> tuple[Target, ...]:
+        """The targets and bounds this check resolves (a predicted one is reported as the prediction)."""
+        return ()
+
+
+CHECKS: dict[str, type[Check]] = {}
+
+
+def _register(cls: type[Check]) -> type[Check]:
+    CHECKS[cls.kind] = cls
+    return cls
+
+
+def _missing(keys: Mapping[str, Any], needs: tuple[str, ...], kind: str, file: str, path: str) -> None:
+    for need in needs:
+        if keys.get(need) is None:
+            raise SuiteError(file, f"{path}.{need}", f"missing; check {kind!r} needs it")
+
+
+def _unused(keys: Mapping[str, Any], used: tuple[str, ...], kind: str, file: str, path: str) -> None:
+    """A tolerance key the check does not read is a mistake in the file (a bound on an interval)."""
+    for key in TOLERANCE_KEYS:
+        if key not in used and keys.get(key) is not None:
+            raise SuiteError(file, f"{path}.{key}", f"check {kind!r} does not use {key!r} "
+                             f"(it reads {', '.join(repr(k) for k in used) or 'nothing'})")
+
+
+@_register
+@dataclass(frozen=True)
+class Approx(Check):
     """``|x - target| <= atol + rtol * |target|``."""
-    tol = approx_tolerance(target, rtol, atol)
-    margin = tol - abs(x - target)
-    return margin >= 0, margin, f"{target:.6g} ± {tol:.3g}"
+
+    target: Target
+    rtol: float = 0.0
+    atol: float = 0.0
+    kind: ClassVar[str] = "approx"
+
+    @classmethod
+    def from_keys(cls, keys, file, path, default_target=None):
+        _unused(keys, ("target", "rtol", "atol"), cls.kind, file, path)
+        target = keys.get("target") or default_target
+        if target is None:
+            raise SuiteError(file, f"{path}.target", "missing; check 'approx' without a prediction needs a target")
+        if keys.get("rtol") is None and keys.get("atol") is None:
+            raise SuiteError(file, f"{path}.rtol", "missing; check 'approx' needs rtol and/or atol")
+        return cls(target, keys.get("rtol") or 0.0, keys.get("atol") or 0.0)
+
+    def evaluate(self, x, resolve):
+        target = resolve(self.target)
+        tol = self.atol + self.rtol * abs(target)
+        return Outcome(abs(x - target) <= tol, tol - abs(x - target), f"{target:.6g} ± {tol:.3g}",
+                       (target - tol, target + tol))
+
+    def targets(self):
+        return (self.target,)
 
 
-def interval(x: float, lo: float, hi: float) -> tuple[bool, float, str]:
+@_register
+@dataclass(frozen=True)
+class Interval(Check):
     """``lo <= x <= hi``."""
-    margin = min(x - lo, hi - x)
-    return margin >= 0, margin, f"[{lo:.6g}, {hi:.6g}]"
+
+    lo: float
+    hi: float
+    kind: ClassVar[str] = "interval"
+    needs: ClassVar[tuple[str, ...]] = ("interval",)
+
+    @classmethod
+    def from_keys(cls, keys, file, path, default_target=None):
+        _missing(keys, cls.needs, cls.kind, file, path)
+        _unused(keys, cls.needs, cls.kind, file, path)
+        return cls(*keys["interval"])
+
+    def evaluate(self, x, resolve):
+        margin = min(x - self.lo, self.hi - x)
+        return Outcome(margin >= 0, margin, f"[{self.lo:.6g}, {self.hi:.6g}]", (self.lo, self.hi))
 
 
-def le(x: float, bound: float) -> tuple[bool, float, str]:
+@dataclass(frozen=True)
+class _Bound(Check):
+    """``x OP bound`` for a constant or predicted bound."""
+
+    bound: Target
+    needs: ClassVar[tuple[str, ...]] = ("bound",)
+    op: ClassVar[Callable[[float, float], bool]]
+    symbol: ClassVar[str]
+    upper: ClassVar[bool]  # the bound is an upper one (le, lt)
+
+    @classmethod
+    def from_keys(cls, keys, file, path, default_target=None):
+        _missing(keys, cls.needs, cls.kind, file, path)
+        _unused(keys, cls.needs, cls.kind, file, path)
+        return cls(keys["bound"])
+
+    def evaluate(self, x, resolve):
+        b = resolve(self.bound)
+        return Outcome(bool(self.op(x, b)), b - x if self.upper else x - b, f"{self.symbol} {b:.6g}",
+                       (None, b) if self.upper else (b, None))
+
+    def targets(self):
+        return (self.bound,)
+
+
+@_register
+@dataclass(frozen=True)
+class Le(_Bound):
     """``x <= bound``."""
-    return x <= bound, bound - x, f"<= {bound:.6g}"
+
+    kind: ClassVar[str] = "le"
+    op: ClassVar = operator.le
+    symbol: ClassVar[str] = "<="
+    upper: ClassVar[bool] = True
 
 
-def ge(x: float, bound: float) -> tuple[bool, float, str]:
+@_register
+@dataclass(frozen=True)
+class Ge(_Bound):
     """``x >= bound``."""
-    return x >= bound, x - bound, f">= {bound:.6g}"
+
+    kind: ClassVar[str] = "ge"
+    op: ClassVar = operator.ge
+    symbol: ClassVar[str] = ">="
+    upper: ClassVar[bool] = False
 
 
-def lt(x: float, bound: float) -> tuple[bool, float, str]:
+@_register
+@dataclass(frozen=True)
+class Lt(_Bound):
     """``x < bound`` (strict)."""
-    return x < bound, bound - x, f"< {bound:.6g}"
+
+    kind: ClassVar[str] = "lt"
+    op: ClassVar = operator.lt
+    symbol: ClassVar[str] = "<"
+    upper: ClassVar[bool] = True
 
 
-def gt(x: float, bound: float) -> tuple[bool, float, str]:
+@_register
+@dataclass(frozen=True)
+class Gt(_Bound):
     """``x > bound`` (strict)."""
-    return x > bound, x - bound, f"> {bound:.6g}"
+
+    kind: ClassVar[str] = "gt"
+    op: ClassVar = operator.gt
+    symbol: ClassVar[str] = ">"
+    upper: ClassVar[bool] = False
 
 
-def reaches(steps_to_reach: float, within: int) -> tuple[bool, float, str]:
-    """The series crossed its threshold after ``steps_to_reach`` steps (NaN: never), ``<= within``."""
-    if math.isnan(steps_to_reach):
-        return False, -math.inf, f"reached within {within} steps"
-    return steps_to_reach <= within, within - steps_to_reach, f"reached within {within} steps"
+@_register
+@dataclass(frozen=True)
+class Reaches(Check):
+    """The series crosses ``threshold`` (``direction`` ``"above"``: ``>=``; ``"below"``: ``<=``)
+    within ``within`` steps of the window's start. Its statistic is the steps taken to the first
+    crossing (:meth:`steps_to_reach`, NaN: never), so it takes no ``statistic`` of its own."""
 
+    threshold: float
+    within: int
+    direction: str = "above"
+    kind: ClassVar[str] = "reaches"
+    needs: ClassVar[tuple[str, ...]] = ("threshold", "within")
 
-CHECKS = {"approx": approx, "interval": interval, "le": le, "ge": ge, "lt": lt, "gt": gt, "reaches": reaches}
+    @classmethod
+    def from_keys(cls, keys, file, path, default_target=None):
+        _missing(keys, cls.needs, cls.kind, file, path)
+        _unused(keys, cls.needs, cls.kind, file, path)
+        return cls(keys["threshold"], keys["within"], keys.get("direction") or "above")
+
+    @property
+    def verb(self) -> str:
+        return ">=" if self.direction == "above" else "<="
+
+    def steps_to_reach(self, steps, values, start: int) -> float:
+        """Steps from ``start`` to the first point of ``(steps, values)`` across the threshold."""
+        import numpy as np
+
+        with np.errstate(invalid="ignore"):
+            hit = values >= self.threshold if self.direction == "above" else values <= self.threshold
+        idx = np.flatnonzero(hit)
+        return float(steps[idx[0]] - start) if len(idx) else math.nan
+
+    def evaluate(self, x, resolve):
+        text = f"{self.verb} {self.threshold:g} within {self.within} steps"
+        if math.isnan(x):
+            return Outcome(False, -math.inf, text, (None, float(self.within)))
+        return Outcome(x <= self.within, self.within - x, text, (None, float(self.within)))

@@ -19,9 +19,11 @@ import torch
 from .errors import HarnessError
 from .parallel import ParallelProgress, interrupt_on_signals, parse_jobs, parse_shard, run_parallel, select_shard, units
 from .registry import load_plugins
-from .records import new_run_id, record_path, writable_file, writable_folder, write_bytes_replacing, write_json_atomic
-from .runner import CaseResult, cuda_available, default_device, evaluate_sweeps, expand, run_case, sweep_record
-from .suite import Suite, check_unique_ids, load_suite
+from .records import (case_record, new_run_id, record_path, summary_record, sweep_record, writable_file, writable_folder,
+                      write_bytes_replacing, write_json_atomic)
+from .runner import CaseResult, cuda_available, default_device, evaluate_sweeps, expand, run_case
+from .spec import Suite
+from .suite import check_unique_ids, load_suite
 from .tables import SUMMARY_HEADER, format_table, summary_rows
 
 __all__ = ["main", "find_suites", "load_suites"]
@@ -112,7 +114,7 @@ def _run(args: argparse.Namespace) -> int:
 
     def finished(index: int, result: CaseResult) -> None:
         done[index] = result
-        write_json_atomic(record_path(out, run_id, result.case.suite.id, result.case.id), result.record(run_id))
+        write_json_atomic(record_path(out, run_id, result.case.suite.id, result.case.id), case_record(result, run_id))
 
     with interrupt_on_signals():  # kill (SIGTERM) stops the run like Ctrl-C: workers ended, a message, exit 128+n
         if args.jobs > 1 and cases:  # worker processes, one torch thread each unless --threads
@@ -138,13 +140,8 @@ def _run(args: argparse.Namespace) -> int:
             sweeps.extend((suite.id, key, v) for v in verdicts)
             write_json_atomic(out / run_id / suite.id / f"sweep-{key}.json",
                               sweep_record(suite, key, members, verdicts, run_id))
-    summary = {"schema": "theory-harness/summary/1", "run_id": run_id,
-               "cases": [{"suite": r.case.suite.id, "case": r.case.id, "status": r.status,
-                          "wall_time_s": r.wall_time_s,
-                          "expectations": [v.to_dict() for v in r.verdicts]} for r in results],
-               "sweeps": [{"suite": sid, "group": key, "expectation": v.to_dict()} for sid, key, v in sweeps]}
-    if args.shard:
-        summary["shard"] = {"index": args.shard[0], "count": args.shard[1], "cases": len(cases), "of": selected}
+    shard = {"index": args.shard[0], "count": args.shard[1], "cases": len(cases), "of": selected} if args.shard else None
+    summary = summary_record(run_id, results, sweeps, shard)
     write_json_atomic(out / run_id / "summary.json", summary)
     print(format_table(SUMMARY_HEADER, summary_rows(results, sweeps)) if results else "(no cases in this shard)")
     if args.shard:
@@ -184,7 +181,7 @@ def _calibrate(args: argparse.Namespace) -> int:
         progress.case(i, f"{case.suite.id} {case.id}")
         result = run_case(case, progress)
         results.append(result)
-        write_json_atomic(record_path(out, run_id, case.suite.id, case.id), result.record(run_id))
+        write_json_atomic(record_path(out, run_id, case.suite.id, case.id), case_record(result, run_id))
     progress.done()
     record = summarize(suite, results)
     record["run_id"] = run_id

@@ -25,7 +25,8 @@ from .options import nonnegative, positive, unit_interval
 from .registry import Registry, resolve_dotted, suggest
 
 __all__ = ["OPTIMIZERS", "GD", "HeavyBall", "Nesterov", "SAM", "SAMUnnormalized", "TwoRateGD", "ScaledSGD",
-           "TorchOptim", "ValueAndGrad"]
+           "TorchOptim", "ValueAndGrad", "ProblemRule", "DirectionRule", "Direction", "init_state", "roles", "step_size_unit", "in_absolute_units",
+           "edge_at_init", "TwoRateState", "ScaledSGDState"]
 
 ValueAndGrad = Callable[[Tensor], tuple[Tensor, Tensor]]
 OPTIMIZERS: Registry[type] = Registry("optimizer")
@@ -142,14 +143,67 @@ class SAMUnnormalized:
         return theta - self.lr * g_sam, state
 
 
+class ProblemRule:
+    """An update rule whose state depends on the problem it trains (parameter groups, layer
+    widths, the model's own parameters): its ``init`` takes the problem too,
+    ``init(theta, problem) -> state``; everything it learns from the problem lives in that
+    state, never in the (frozen) rule. The runner calls ``init(theta0, problem)`` for these
+    rules and ``init(theta0)`` for the others."""
+
+    def init(self, theta: Tensor, problem: Any) -> Any:
+        raise NotImplementedError
+
+
+class DirectionRule(ProblemRule):
+    """A rule that exposes the direction of its step: ``direction(theta, state)`` (computed once
+    per step by the runner and shared with the measures through the step's context, so a
+    measure of the update and the update itself see one computation) and
+    ``apply(theta, state, direction) -> (theta_next, state)``. ``step`` is both in turn."""
+
+    def direction(self, theta: Tensor, state: Any) -> Any:
+        raise NotImplementedError
+
+    def apply(self, theta: Tensor, state: Any, direction: Any) -> tuple[Tensor, Any]:
+        raise NotImplementedError
+
+    def step(self, theta: Tensor, state: Any, value_and_grad: ValueAndGrad) -> tuple[Tensor, Any]:
+        return self.apply(theta, state, self.direction(theta, state))
+
+
+def init_state(rule: Any, theta: Tensor, problem: Any) -> Any:
+    """The rule's state at ``theta``: ``init(theta, problem)`` for a :class:`ProblemRule`,
+    ``init(theta)`` for any other rule."""
+    return rule.init(theta, problem) if isinstance(rule, ProblemRule) else rule.init(theta)
+
+
+def roles(rule: Any) -> dict[str, Any]:
+    """What a prediction binds to from the update rule, by role: the step size ``lr`` and the
+    rule's other hyper-parameters (``momentum``, ``rho``, ``betas``...), defaults included. For a
+    ``torch_optim`` rule, the optimiser's own ``defaults`` overridden by the suite's options. The
+    rule is the one that runs: after :func:`in_absolute_units`, ``lr`` is the effective step size,
+    never a number in another unit."""
+    if isinstance(rule, TorchOptim):
+        return {**rule.defaults(), **rule.kwargs}
+    if dataclasses.is_dataclass(rule):
+        return {f.name: getattr(rule, f.name) for f in dataclasses.fields(rule)}
+    return {}
+
+
+@dataclass(frozen=True)
+class TwoRateState:
+    """The per-coordinate step sizes of :class:`TwoRateGD` on its problem's parameter groups."""
+
+    scale: Tensor
+
+
 @OPTIMIZERS.register("two_rate_gd")
 @dataclass(frozen=True)
-class TwoRateGD:
+class TwoRateGD(ProblemRule):
     """Full-batch GD with its own step size for each of the problem's two parameter groups,
     ``first <- first - lr_first grad_first L``, ``second <- second - lr_second grad_second L``
     (both layers trained at once and at different rates, Razborov, arXiv 2212.02323). A rate of
     0 freezes its group. With ``relative_to = "kernel_top"`` the rates are divided by the top
-    eigenvalue of the group's infinite-width kernel (``problem.info["kernel_top"]``).
+    eigenvalue of the group's infinite-width kernel (``Problem.kernel_top``).
 
     On the linearised residual ``e <- (I - M) e``, ``M = eta_W K_W + eta_a K_a``: stable iff
     ``lambda_max(M) < 2``.
@@ -158,111 +212,133 @@ class TwoRateGD:
     lr_first: float = field(metadata=nonnegative)
     lr_second: float = field(metadata=nonnegative)
     relative_to: Literal["none", "kernel_top"] = "none"
-    first: slice | None = field(default=None, init=False)
-    second: slice | None = field(default=None, init=False)
-    rates: tuple[float, float] | None = field(default=None, init=False)
 
-    def bind(self, problem) -> "TwoRateGD":
-        """This rule with the problem's parameter groups and the effective rates."""
+    def rates(self, problem) -> tuple[float, float]:
+        """The effective rates ``(eta_W, eta_a)`` on ``problem``."""
+        if self.relative_to == "kernel_top":
+            top = problem.kernel_top
+            if top is None:
+                raise ValueError("two_rate_gd with relative_to = 'kernel_top' needs a problem with infinite-width "
+                                 "kernels (two_layer_relu)")
+            return self.lr_first / top["first"], self.lr_second / top["second"]
+        return self.lr_first, self.lr_second
+
+    def init(self, theta: Tensor, problem: Any) -> TwoRateState:
         if set(problem.groups) != {"first", "second"}:
             raise ValueError("two_rate_gd needs a problem with parameter groups 'first' and 'second'")
-        rates = (self.lr_first, self.lr_second)
-        if self.relative_to == "kernel_top":
-            top = problem.info["kernel_top"]
-            rates = (self.lr_first / top["first"], self.lr_second / top["second"])
-        bound = dataclasses.replace(self)
-        for name, value in (("first", problem.groups["first"]), ("second", problem.groups["second"]),
-                            ("rates", rates)):
-            object.__setattr__(bound, name, value)
-        return bound
-
-    def init(self, theta: Tensor) -> Any:
-        if self.rates is None:
-            raise ValueError("two_rate_gd must be bound to its problem (bind) before use")
-        return ()
-
-    def step(self, theta: Tensor, state: Any, value_and_grad: ValueAndGrad) -> tuple[Tensor, Any]:
-        _, g = value_and_grad(theta)
+        rates = self.rates(problem)
         scale = torch.empty_like(theta)
-        scale[self.first] = self.rates[0]
-        scale[self.second] = self.rates[1]
-        return theta - scale * g, state
+        scale[problem.groups["first"]] = rates[0]
+        scale[problem.groups["second"]] = rates[1]
+        return TwoRateState(scale)
+
+    def step(self, theta: Tensor, state: TwoRateState, value_and_grad: ValueAndGrad) -> tuple[Tensor, TwoRateState]:
+        _, g = value_and_grad(theta)
+        return theta - state.scale * g, state
+
+
+@dataclass(frozen=True)
+class ScaledSGDState:
+    """:class:`ScaledSGD`'s state: the step count and the problem whose minibatches it draws."""
+
+    t: int
+    problem: Any
+
+
+@dataclass(frozen=True)
+class Direction:
+    """A step's update direction ``U`` with what it was computed from: the layer statistics, the
+    depthwise scales ``xi_k`` and the minibatch ``(x, y)``."""
+
+    u: Tensor
+    stats: Any
+    xis: list[float]
+    batch: tuple[Tensor, Tensor]
 
 
 @OPTIMIZERS.register("scaled_sgd")
 @dataclass(frozen=True)
-class ScaledSGD:
+class ScaledSGD(DirectionRule):
     """Minibatch SGD with optional depthwise gradient scaling (Terjék, arXiv 2502.13110, in the
     reading of :mod:`harness.homogeneous`): ``W_k <- W_k - lr xi_k G_k`` with
     ``xi_k = sqrt(n_{k-1}) / (||Delta_k||_F ||H_{k-1}||_F)`` (``depthwise_scaling = false``: ``xi_k = 1``,
     plain SGD). The batch of step ``t`` is drawn without replacement from a generator seeded by the
     case's seed and ``t``, so every case is reproducible. Needs a ``homogeneous_mlp`` problem.
+
+    ``lr_unit = "edge_at_init"``: ``lr`` is in units of the edge of stability at initialisation,
+    ``2 / lambda_0`` with ``lambda_0`` the top Hessian eigenvalue of the first minibatch (so
+    ``lr = 4`` is 4x the edge). The runner measures ``lambda_0`` once per case and runs the rule
+    in absolute units (:func:`in_absolute_units`), so the rule that steps, its measures and the
+    predictions (role ``lr``) all see the effective step size, never the number in the file.
     """
 
     lr: float = field(metadata=positive)
     batch_size: int = field(default=256, metadata=positive)
     depthwise_scaling: bool = True
     lr_unit: Literal["absolute", "edge_at_init"] = "absolute"
-    problem: Any = field(default=None, init=False, repr=False, compare=False)
-    effective_lr: float | None = field(default=None, init=False, compare=False)
     full_batch = False  # the rule never uses the full-batch gradient
 
-    def bind(self, problem) -> "ScaledSGD":
-        """This rule with its problem; with ``lr_unit = "edge_at_init"`` the step size is
-        ``lr * 2 / lambda_0``, ``lambda_0`` the top Hessian eigenvalue of the first minibatch at
-        initialisation (so ``lr = 4`` is "4x the edge of stability")."""
-        if "widths" not in problem.info:
-            raise ValueError("scaled_sgd needs a problem with layer widths (homogeneous_mlp)")
-        bound = dataclasses.replace(self)
-        object.__setattr__(bound, "problem", problem)
-        object.__setattr__(bound, "_last", {})  # the latest direction, keyed by (iterate, step)
-        lr = self.lr
-        if self.lr_unit == "edge_at_init":
-            from .curvature import hessian_operator
-            from .objective import Objective
-            from .spectrum import lanczos
+    def init(self, theta: Tensor, problem: Any) -> ScaledSGDState:
+        if self.lr_unit != "absolute":
+            raise ValueError(f"scaled_sgd with lr_unit = {self.lr_unit!r} must be put in absolute units first "
+                             "(harness.optimizers.in_absolute_units, as the runner does)")
+        if problem.widths is None or problem.seed is None:
+            raise ValueError("scaled_sgd needs a problem with layer widths and a seed (homogeneous_mlp)")
+        return ScaledSGDState(0, problem)
 
-            x, y = bound.batch(0)
-            obj = problem.objective
-            lam0 = lanczos(hessian_operator(Objective(obj.model, obj.loss, x, y), problem.theta0), tol=1e-4).top()
-            lr = self.lr * 2.0 / lam0
-        object.__setattr__(bound, "effective_lr", lr)
-        return bound
-
-    def init(self, theta: Tensor) -> int:
-        if self.problem is None:
-            raise ValueError("scaled_sgd must be bound to its problem (bind) before use")
-        return 0
-
-    def batch(self, t: int) -> tuple[Tensor, Tensor]:
+    def batch(self, problem: Any, t: int) -> tuple[Tensor, Tensor]:
         """The minibatch of step ``t``."""
-        obj = self.problem.objective
-        g = torch.Generator().manual_seed(1_000_003 * int(self.problem.info["seed"]) + int(t))
+        obj = problem.objective
+        g = torch.Generator().manual_seed(1_000_003 * int(problem.seed) + int(t))
         idx = torch.randperm(obj.n, generator=g)[: min(self.batch_size, obj.n)].to(obj.inputs.device)
         return obj.inputs[idx], obj.targets[idx]
 
-    def direction(self, theta: Tensor, t: int):
-        """``(U, stats, xis, batch)``: the update direction ``U_k = -xi_k G_k`` of step ``t``,
-        computed once per iterate and step (the measures of the step and the update share it)."""
+    def direction(self, theta: Tensor, state: ScaledSGDState) -> Direction:
+        """The update direction ``U_k = -xi_k G_k`` of step ``state.t``."""
         from .homogeneous import layer_stats
 
-        cached = self._last.get("key")
-        if cached is not None and cached[0] is theta and cached[1] == t:
-            return self._last["value"]
-        x, y = self.batch(t)
-        widths = self.problem.info["widths"]
-        stats = layer_stats(theta, widths, x, y, self.problem.objective.loss)
+        problem = state.problem
+        x, y = self.batch(problem, state.t)
+        stats = layer_stats(theta, list(problem.widths), x, y, problem.objective.loss)
         xis = stats.xis if self.depthwise_scaling else [1.0] * len(stats.xis)
         scale = torch.empty_like(theta)
-        for k, sl in enumerate(self.problem.groups.values()):
+        for k, sl in enumerate(problem.groups.values()):
             scale[sl] = xis[k]
-        value = (-scale * stats.grad, stats, xis, (x, y))
-        self._last.update(key=(theta, t), value=value)
-        return value
+        return Direction(-scale * stats.grad, stats, xis, (x, y))
 
-    def step(self, theta: Tensor, state: int, value_and_grad: ValueAndGrad) -> tuple[Tensor, int]:
-        u, _, _, _ = self.direction(theta, state)
-        return theta + self.effective_lr * u, state + 1
+    def apply(self, theta: Tensor, state: ScaledSGDState, direction: Direction) -> tuple[Tensor, ScaledSGDState]:
+        return theta + self.lr * direction.u, dataclasses.replace(state, t=state.t + 1)
+
+
+def edge_at_init(rule: ScaledSGD, problem: Any) -> float:
+    """``2 / lambda_0``: the edge of stability of the first minibatch at initialisation,
+    ``lambda_0`` its top Hessian eigenvalue (Lanczos, relative residual 1e-4)."""
+    from .curvature import hessian_operator
+    from .objective import Objective
+    from .spectrum import lanczos
+
+    x, y = rule.batch(problem, 0)
+    obj = problem.objective
+    lam0 = lanczos(hessian_operator(Objective(obj.model, obj.loss, x, y), problem.theta0), tol=1e-4).top()
+    return 2.0 / lam0
+
+
+def step_size_unit(rule: Any, problem: Any) -> float:
+    """The unit of the rule's ``lr`` on ``problem``: the edge at initialisation
+    (:func:`edge_at_init`) for a rule with ``lr_unit = "edge_at_init"`` (``scaled_sgd``), else 1.
+    The runner measures it once per case."""
+    if isinstance(rule, ScaledSGD) and rule.lr_unit == "edge_at_init":
+        return edge_at_init(rule, problem)
+    return 1.0
+
+
+def in_absolute_units(rule: Any, unit: float) -> Any:
+    """The rule with its step size in absolute units: ``lr * unit`` and ``lr_unit = "absolute"``
+    for a rule that states ``lr`` in another unit; any other rule as it is. This is the rule that
+    runs, and whose ``lr`` the predictions bind (:func:`roles`)."""
+    if isinstance(rule, ScaledSGD) and rule.lr_unit != "absolute":
+        return dataclasses.replace(rule, lr=rule.lr * unit, lr_unit="absolute")
+    return rule
 
 
 def _constructor_keywords(cls: Any) -> set[str] | None:
@@ -307,7 +383,7 @@ def _frozen(value: Any) -> Any:
 
 @OPTIMIZERS.register("torch_optim")
 @dataclass(frozen=True)
-class TorchOptim:
+class TorchOptim(ProblemRule):
     """Any ``torch.optim.Optimizer`` (``class = "torch.optim.SGD"`` or ``"package.module:Name"``)
     as an update rule; every other key of ``[optimizer]`` (at one sweep point) is passed to its
     constructor, a list as a tuple (Adam's ``betas = [0.9, 0.999]``; in a file in the old sweep
@@ -332,7 +408,6 @@ class TorchOptim:
 
     optimizer_class: str
     options: tuple[tuple[str, Any], ...] = ()
-    problem: Any = field(default=None, init=False, repr=False, compare=False)
 
     @classmethod
     def from_table(cls, table: dict, file: str, path: str, skip: tuple = ()) -> "TorchOptim":
@@ -394,20 +469,20 @@ class TorchOptim:
         """A fresh optimiser over ``params``."""
         return _resolve_optimizer_class(self.optimizer_class)(params, **self.kwargs)
 
-    def bind(self, problem) -> "TorchOptim":
-        """This rule stepping ``problem``'s own parameters (its module's, where it has one)."""
-        bound = dataclasses.replace(self)
-        object.__setattr__(bound, "problem", problem)
-        return bound
+    def defaults(self) -> dict[str, Any]:
+        """The optimiser's hyper-parameters with its own defaults (``torch.optim.Optimizer.defaults``
+        of an instance on a dummy parameter; empty for a class that keeps none)."""
+        opt = self.construct([torch.zeros(2, dtype=torch.float64, requires_grad=True)])
+        defaults = opt.defaults if isinstance(opt, torch.optim.Optimizer) else {}
+        return {k: v for k, v in defaults.items() if isinstance(v, (bool, int, float, tuple, str))}
 
-    def _parameters(self, theta: Tensor) -> tuple[list[Tensor], Callable[[Tensor], list[Tensor]]]:
+    def _parameters(self, theta: Tensor, problem: Any) -> tuple[list[Tensor], Callable[[Tensor], list[Tensor]]]:
         """The tensors the optimiser steps and ``theta -> views shaped like them``: the module's
         trainable parameters when ``theta`` is this problem's parameter vector, else one tensor."""
         from .objective import FlatModule
 
-        problem = self.problem
-        model = getattr(getattr(problem, "objective", None), "model", None)
-        module = (problem.info or {}).get("module") if problem is not None else None
+        model = problem.objective.model if problem is not None else None
+        module = problem.module if problem is not None else None
         if isinstance(model, FlatModule) and module is model.module and theta.numel() == model.numel \
                 and theta.dim() == 1:
             named = dict(module.named_parameters())
@@ -417,8 +492,10 @@ class TorchOptim:
         param = torch.nn.Parameter(theta.detach().clone())
         return [param], lambda t: [t.view(param.shape)]
 
-    def init(self, theta: Tensor) -> dict[str, Any]:
-        params, views = self._parameters(theta)
+    def init(self, theta: Tensor, problem: Any = None) -> dict[str, Any]:
+        """A fresh optimiser over ``problem``'s own parameters (its module's, where it has one;
+        with no problem, over one tensor shaped like ``theta``)."""
+        params, views = self._parameters(theta, problem)
         with torch.no_grad():
             for p, v in zip(params, views(theta)):
                 p.copy_(v)

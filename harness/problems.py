@@ -31,17 +31,28 @@ PROBLEMS: Registry[type] = Registry("problem")
 _ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU, "elu": nn.ELU, "softplus": nn.Softplus, "gelu": nn.GELU}
 
 
-@dataclass
+@dataclass(frozen=True)
 class Problem:
-    """What a run trains: the objective, the initial parameters and facts about them."""
+    """What a run trains: the objective, the initial parameters, and what the problem provides
+    beyond them. An optional field is None where the problem has no such thing; a measure or an
+    update rule that needs it says so (:class:`~harness.errors.UnsupportedError`)."""
 
     objective: Objective
     theta0: Tensor
-    info: dict[str, Any] = field(default_factory=dict)
-    test: Objective | None = None
+    test: Objective | None = None  # the held-out objective
     matrix: Callable[[Tensor], Tensor] | None = None  # theta -> the matrix a rank measure reads
     target: Tensor | None = None  # the matrix the problem fits, where there is one
     groups: dict[str, slice] = field(default_factory=dict)  # named parameter blocks of theta
+    module: Any = None  # the torch.nn.Module whose parameters theta flattens (mlp, module problems)
+    widths: tuple[int, ...] | None = None  # layer widths n_0..n_L of a layered (homogeneous) MLP
+    seed: int | None = None  # the case's seed, where the problem's own randomness (minibatches) needs it
+    kernel_top: dict[str, float] | None = None  # top eigenvalue of each group's infinite-width kernel
+    eigenvalues: tuple[float, ...] | None = None  # a quadratic's Hessian spectrum
+
+    @property
+    def n_params(self) -> int:
+        """The number of trained parameters (the length of ``theta0``)."""
+        return self.theta0.numel()
 
 
 @PROBLEMS.register("mlp")
@@ -103,7 +114,7 @@ class MLP:
         flat = FlatModule(module)
         obj = Objective(flat, LOSSES[self.loss], x, y, self.chunk_size)
         test = Objective(flat, LOSSES[self.loss], xt, yt, self.chunk_size) if self.n_test else None
-        return Problem(obj, flat.flatten(), {"n_params": flat.numel, "module": module}, test)
+        return Problem(obj, flat.flatten(), test, module=module)
 
 
 @PROBLEMS.register("quadratic")
@@ -153,7 +164,7 @@ class Quadratic:
             w0 = torch.randn(n, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
         model = lambda w, inputs: inputs @ w.unsqueeze(-1)
         obj = Objective(model, LOSSES["mse"], x.to(device, dtype), torch.zeros(n, 1, dtype=dtype, device=device))
-        return Problem(obj, w0.to(device, dtype), {"n_params": n, "eigenvalues": lam.tolist()})
+        return Problem(obj, w0.to(device, dtype), eigenvalues=tuple(lam.tolist()))
 
 
 @PROBLEMS.register("deep_matrix_factorization")
@@ -226,7 +237,7 @@ class DeepMatrixFactorization:
             loss = LOSSES["half_sse"]
         cast = lambda t: t.to(device=device, dtype=dtype)
         obj = Objective(model, loss, cast(x), cast(y))
-        return Problem(obj, cast(theta0.reshape(-1)), {"n_params": theta0.numel()},
+        return Problem(obj, cast(theta0.reshape(-1)),
                        matrix=self.product, target=cast(a))
 
 
@@ -237,7 +248,7 @@ class TwoLayerReLU:
     with arbitrary (independent Gaussian) labels ``y ~ N(0, 1)``, loss ``1/2 sum_i (f(x_i) - y_i)^2``
     (Razborov, arXiv 2212.02323). Initialisation from the case's seed: ``w_r ~ N(0, I_d)``,
     ``a_r ~ N(0, 1)``. Parameter groups: ``first`` (``W``, ``m x d``) and ``second`` (``a``).
-    ``info["kernel_top"]`` holds the top eigenvalues of the infinite-width kernels ``K_W``, ``K_a``.
+    ``Problem.kernel_top`` holds the top eigenvalues of the infinite-width kernels ``K_W``, ``K_a``.
     """
 
     n: int = field(default=50, metadata=positive)
@@ -269,10 +280,8 @@ class TwoLayerReLU:
         k_w, k_a = relu_kernels(x)
         cast = lambda t: t.to(device=device, dtype=dtype)
         obj = Objective(self.model, LOSSES["half_sse"], cast(x), cast(y))
-        info = {"n_params": self.m * (self.d + 1),
-                "kernel_top": {"first": float(torch.linalg.eigvalsh(k_w)[-1]),
-                               "second": float(torch.linalg.eigvalsh(k_a)[-1])}}
-        return Problem(obj, cast(self.init(seed)), info, groups=self.groups())
+        top = {"first": float(torch.linalg.eigvalsh(k_w)[-1]), "second": float(torch.linalg.eigvalsh(k_a)[-1])}
+        return Problem(obj, cast(self.init(seed)), groups=self.groups(), kernel_top=top)
 
 
 @PROBLEMS.register("homogeneous_mlp")
@@ -324,8 +333,7 @@ class HomogeneousMLP:
         test = Objective(model, LOSSES["mse"], cast(x[n:]), cast(y[n:])) if self.n_test else None
         starts = [sum(sizes[:k]) for k in range(len(sizes))]
         groups = {f"layer{k + 1}": slice(a, a + b) for k, (a, b) in enumerate(zip(starts, sizes))}
-        return Problem(obj, cast(theta0), {"n_params": sum(sizes), "widths": widths, "seed": seed}, test,
-                       groups=groups)
+        return Problem(obj, cast(theta0), test, groups=groups, widths=tuple(widths), seed=seed)
 
 
 MODELS: Registry = Registry("model")  # model factories by name (plugins may register); import paths always work
@@ -606,8 +614,7 @@ class ModuleProblem:
         for name, k in zip(flat.names, flat.numels):
             groups[name] = slice(i, i + k)
             i += k
-        return Problem(obj, flat.flatten().clone(), {"n_params": flat.numel, "module": module}, test_obj,
-                       groups=groups)
+        return Problem(obj, flat.flatten().clone(), test_obj, groups=groups, module=module)
 
 
 class _PickedOutput(FlatModule):

@@ -84,8 +84,11 @@ class UpdateRule(Protocol):
       ``value_and_grad(theta) -> (L, grad L)``; called at this step's ``theta`` it returns the
       gradient the step's measures share.
 
-    Optional: ``bind(problem) -> rule`` (called once per case, before ``init``) and
-    ``full_batch = False`` for a rule that never uses the full-batch gradient. A
+    A rule whose state depends on the problem (parameter groups, layer widths, the model's own
+    parameters) subclasses :class:`harness.optimizers.ProblemRule`: its ``init(theta, problem)``
+    puts what it needs from the problem into the state; the rule itself is never changed.
+    Optional: ``full_batch = False`` for a rule that never uses the full-batch gradient.
+    Predictions bind the rule's fields by name (:func:`harness.optimizers.roles`). A
     ``torch.optim.Optimizer`` needs none of this: name it in ``kind = "torch_optim"``.
     """
 
@@ -213,7 +216,10 @@ def _optimizer(obj: Any) -> list[str]:
     if isinstance(obj, type) and issubclass(obj, torch.optim.Optimizer):
         return ["a torch.optim.Optimizer is not an update rule on the flat parameters: use [optimizer] "
                 f"kind = \"torch_optim\", class = \"{obj.__module__}:{obj.__qualname__}\""]
-    return _dataclass(obj, "optimizer") + _methods(obj, {"init": 1, "step": 3})
+    from .optimizers import ProblemRule
+
+    init_args = 2 if isinstance(obj, type) and issubclass(obj, ProblemRule) else 1
+    return _dataclass(obj, "optimizer") + _methods(obj, {"init": init_args, "step": 3})
 
 
 def _torch_optimizer(obj: Any) -> list[str]:

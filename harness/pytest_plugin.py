@@ -32,8 +32,8 @@ import torch
 
 from .errors import HarnessError
 from .registry import load_plugins
-from .records import new_run_id, record_path, write_json_atomic
-from .runner import Case, CaseResult, cuda_available, evaluate_sweeps, expand, group_key, run_case, sweep_record
+from .records import case_record, new_run_id, record_path, sweep_record, write_json_atomic
+from .runner import Case, CaseResult, cuda_available, evaluate_sweeps, expand, group_key, run_case
 from .suite import check_unique_ids, load_suite
 from .tables import failure_table
 
@@ -244,7 +244,7 @@ def _result(config: pytest.Config, case: Case) -> CaseResult:
         if out:
             run_id = config._harness_run_id
             path = record_path(Path(config.rootpath) / out, run_id, case.suite.id, case.id)
-            result.info["record"] = str(write_json_atomic(path, result.record(run_id)))
+            result.info["record"] = str(write_json_atomic(path, case_record(result, run_id)))
         cache[key] = result
     return cache[key]
 

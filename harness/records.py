@@ -18,15 +18,79 @@ import os
 import secrets
 import tempfile
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, TypedDict
 
 from .errors import HarnessError
 
-__all__ = ["RECORD_SCHEMA", "SWEEP_SCHEMA", "new_run_id", "write_json_atomic", "write_bytes_replacing", "record_path",
+__all__ = ["RECORD_SCHEMA", "SWEEP_SCHEMA", "SUMMARY_SCHEMA", "Trajectory", "case_record", "sweep_record",
+           "summary_record", "new_run_id", "write_json_atomic", "write_bytes_replacing", "record_path",
            "read_records", "latest", "record_key", "validate_record", "writable_folder", "writable_file"]
 
 RECORD_SCHEMA = "theory-harness/result/1"
 SWEEP_SCHEMA = "theory-harness/sweep/1"
+SUMMARY_SCHEMA = "theory-harness/summary/1"
+
+
+class Trajectory(TypedDict):
+    """One measure's recorded series: the steps it was measured at, its values (NaN where the
+    measurement could not be trusted) and auxiliary columns aligned with the steps (``None``
+    where a column has no value). It is kept in memory in this form and written as it is."""
+
+    steps: list[int]
+    values: list[float]
+    aux: dict[str, list[Any]]
+
+
+def _suite_block(suite: Any) -> dict[str, Any]:
+    return {"id": suite.id, "file": suite.file, "sha256": suite.sha256, "claim": suite.claim, "source": suite.source}
+
+
+def case_record(result: Any, run_id: str) -> dict[str, Any]:
+    """The JSON record of one case (a :class:`harness.runner.CaseResult`); ``docs/result-schema.md``."""
+    c, s = result.case, result.case.suite
+    return {
+        "schema": RECORD_SCHEMA,
+        "run_id": run_id,
+        "suite": _suite_block(s),
+        "case": {"id": c.id, "params": dict(c.point), "hyper": c.hyper, "seed": c.seed,
+                 **({"perturbation": {t: f for t, f in c.perturbation}} if c.perturbation else {}),
+                 "device": c.device, "dtype": c.dtype, "steps": s.steps,
+                 "problem": {k: v for k, v in s.problem_table.items()},
+                 "optimizer": s.optimizer_kind},
+        "status": result.status,
+        "skipped": result.skipped,
+        "diverged_at": result.diverged_at,
+        "error": result.error,
+        "wall_time_s": result.wall_time_s,
+        "info": result.info,
+        "environment": result.environment,
+        "trajectories": result.trajectories,
+        "predictions": result.predictions,
+        "events": result.events,
+        "expectations": [v.to_dict() for v in result.verdicts],
+    }
+
+
+def sweep_record(suite: Any, key: str, results: list, verdicts: list, run_id: str) -> dict[str, Any]:
+    """The JSON record of one sweep group's expectations (``sweep-<group>.json``)."""
+    return {"schema": SWEEP_SCHEMA, "run_id": run_id, "suite": _suite_block(suite),
+            "group": key, "cases": [r.case.id for r in results],
+            "status": "passed" if all(v.passed for v in verdicts) else "failed",
+            "expectations": [v.to_dict() for v in verdicts]}
+
+
+def summary_record(run_id: str, results: list, sweeps: list[tuple[str, str, Any]],
+                   shard: dict[str, int] | None = None) -> dict[str, Any]:
+    """The run's ``summary.json``: every case's status and verdicts, every sweep verdict
+    (``sweeps``: ``(suite id, group id, verdict)``), and the shard a CI job ran."""
+    summary = {"schema": SUMMARY_SCHEMA, "run_id": run_id,
+               "cases": [{"suite": r.case.suite.id, "case": r.case.id, "status": r.status,
+                          "wall_time_s": r.wall_time_s,
+                          "expectations": [v.to_dict() for v in r.verdicts]} for r in results],
+               "sweeps": [{"suite": sid, "group": key, "expectation": v.to_dict()} for sid, key, v in sweeps]}
+    if shard is not None:
+        summary["shard"] = shard
+    return summary
 
 
 def new_run_id() -> str:

@@ -25,13 +25,17 @@ import torch
 
 from .environment import environment
 from .errors import CaseSetupError, UnsupportedError
-from .expectations import Verdict, evaluate, evaluate_sweep, event_step, prediction_series
+from .events import EventWatcher, event_step
+from .expectations import Verdict, evaluate, evaluate_sweep, failed
+from .series import prediction_series
 from .measures import Measurement, StepContext
-from .records import RECORD_SCHEMA, SWEEP_SCHEMA
-from .suite import Suite
+from .records import Trajectory, case_record
+from .spec import Suite
+from .optimizers import DirectionRule, in_absolute_units, init_state, roles, step_size_unit
+from .suite import update_rule
 
 __all__ = ["Case", "CaseResult", "expand", "run_case", "cuda_available", "default_device", "sweep_groups",
-           "evaluate_sweeps", "group_key", "sweep_record", "divergence", "EXPLOSION_FACTOR"]
+           "evaluate_sweeps", "group_key", "divergence", "EXPLOSION_FACTOR"]
 
 # A finite loss above EXPLOSION_FACTOR * max(|L_0|, 1) is a divergence (docs/suite-format.md, "A run
 # that diverges"). An edge-of-stability catapult raises the loss 10-1000-fold for a few steps; 1e12
@@ -110,7 +114,7 @@ class CaseResult:
     """Trajectories, verdicts and provenance of one case."""
 
     case: Case
-    trajectories: dict[str, dict[str, list]] = field(default_factory=dict)
+    trajectories: dict[str, Trajectory] = field(default_factory=dict)
     verdicts: list[Verdict] = field(default_factory=list)
     diverged_at: int | None = None
     skipped: str | None = None
@@ -122,6 +126,7 @@ class CaseResult:
     info: dict[str, Any] = field(default_factory=dict)
     predictions: dict[str, dict] = field(default_factory=dict)
     events: dict[str, int | None] = field(default_factory=dict)
+    bindings: dict[str, Any] = field(default_factory=dict)  # what its predictions bound to (set by the run)
 
     @property
     def passed(self) -> bool:
@@ -146,28 +151,8 @@ class CaseResult:
         return "passed" if self.passed else "failed"
 
     def record(self, run_id: str) -> dict[str, Any]:
-        c, s = self.case, self.case.suite
-        return {
-            "schema": RECORD_SCHEMA,
-            "run_id": run_id,
-            "suite": {"id": s.id, "file": s.file, "sha256": s.sha256, "claim": s.claim, "source": s.source},
-            "case": {"id": c.id, "params": dict(c.point), "hyper": c.hyper, "seed": c.seed,
-                     **({"perturbation": {t: f for t, f in c.perturbation}} if c.perturbation else {}),
-                     "device": c.device, "dtype": c.dtype, "steps": s.steps,
-                     "problem": {k: v for k, v in s.problem_table.items()},
-                     "optimizer": s.optimizer_kind},
-            "status": self.status,
-            "skipped": self.skipped,
-            "diverged_at": self.diverged_at,
-            "error": self.error,
-            "wall_time_s": self.wall_time_s,
-            "info": self.info,
-            "environment": self.environment,
-            "trajectories": self.trajectories,
-            "predictions": self.predictions,
-            "events": self.events,
-            "expectations": [v.to_dict() for v in self.verdicts],
-        }
+        """This case's JSON record (:func:`harness.records.case_record`)."""
+        return case_record(self, run_id)
 
 
 @contextlib.contextmanager
@@ -230,8 +215,7 @@ def run_case(case: Case, progress: Callable[[int, int], None] | None = None) -> 
         at = "" if result.error_step is None else f" at step {result.error_step}"
         if result.error_step is not None:
             result.info["error_step"] = result.error_step
-        result.verdicts = [Verdict(e.name, False, e.measure, e.check, None, None, None, None, "", None, None,
-                                   f"the case raised{at} {result.error}") for e in suite.expectations
+        result.verdicts = [failed(e, f"the case raised{at} {result.error}") for e in suite.expectations
                            if e.applies(dict(case.point))]
     result.wall_time_s = time.perf_counter() - start
     return result
@@ -245,30 +229,21 @@ def _simulate(case: Case, result: CaseResult, progress) -> None:
         result.environment = environment(case.device, case.dtype, suite.file, suite.sha256)
         spec = _perturbed(suite.problem, case.perturbation, "problem")
         problem = _set_up(suite, "problem", lambda: spec.build(case.seed, dtype, device))
-        optimizer = _set_up(suite, "optimizer", lambda: _perturbed_optimizer(suite, case.perturbation))
-        if hasattr(optimizer, "bind"):  # a rule that needs the problem's parameter groups
-            optimizer = _set_up(suite, "optimizer", lambda: optimizer.bind(problem))
-        result.info = {"n_params": problem.info.get("n_params")}
+        stated = _set_up(suite, "optimizer", lambda: _perturbed_optimizer(suite, case.perturbation))
+        unit = _set_up(suite, "optimizer", lambda: step_size_unit(stated, problem))
+        optimizer = in_absolute_units(stated, unit)
+        result.bindings = bindings = _bindings(case, optimizer, unit)
+        result.info = {"n_params": problem.n_params, **({"step_size_unit": unit} if unit != 1.0 else {})}
         memories: dict[str, dict] = {name: {} for name in suite.measures}
-        traj = {name: {"steps": [], "values": [], "aux": {}} for name in suite.measures}
+        traj = {name: Trajectory(steps=[], values=[], aux={}) for name in suite.measures}
         result.trajectories = traj  # filled in place: a case that raises keeps what it measured
         plain = [s for s in suite.measures.values() if s.from_event is None]
         gated = [s for s in suite.measures.values() if s.from_event is not None]
         stop = suite.events.get(suite.stop_event) if suite.stop_event else None
-        watched = {s.from_event for s in gated} | ({stop.name} if stop else set())
-        bindings = case.bindings
-        predicted = {n: event_step(suite.events[n], traj, bindings) for n in watched if suite.events[n].predicted}
-        fired: dict[str, int] = {}
-
-        def fire(step: int) -> None:  # events fire on the measures recorded at this step
-            for name in watched - set(fired):
-                ev = suite.events[name]
-                hit = (predicted[name] is not None and step >= predicted[name]) if ev.predicted \
-                    else _hit(ev, traj, bindings, step)
-                if hit:
-                    fired[name] = step
-
-        theta, state = problem.theta0, optimizer.init(problem.theta0)
+        watcher = EventWatcher(suite.events, {s.from_event for s in gated} | ({stop.name} if stop else set()), bindings)
+        fired = watcher.fired
+        theta = problem.theta0
+        state = _set_up(suite, "optimizer", lambda: init_state(optimizer, theta, problem))
         last = suite.steps
         loss0 = None
         for step in range(suite.steps + 1):
@@ -287,25 +262,28 @@ def _simulate(case: Case, result: CaseResult, progress) -> None:
                 last = step  # an exploding but finite iterate is the run's last step, measured as one
             loss0 = loss if loss0 is None else loss0
             _record(plain, step, last, fired, ctx, memories, traj, suite.file)
-            fire(step)
+            watcher.update(step, traj)
             _record(gated, step, last, fired, ctx, memories, traj, suite.file)
-            fire(step)
+            watcher.update(step, traj)
             if stop is not None and last == suite.steps and stop.name in fired:
                 last = min(fired[stop.name] + suite.stop_after, suite.steps)
             if progress is not None and step % 50 == 0:
                 progress(step, last)
             if step == last:
                 break
-            theta, state = optimizer.step(theta, state, ctx.value_and_grad)
+            if isinstance(optimizer, DirectionRule):  # the direction its measures saw, computed once
+                theta, state = optimizer.apply(theta, state, ctx.direction())
+            else:
+                theta, state = optimizer.step(theta, state, ctx.value_and_grad)
         if device.type == "cuda":
             torch.cuda.synchronize(device)
     result.error_step = None
     result.info["last_step"] = last if result.diverged_at is None else result.diverged_at
     asserted = [e for e in suite.expectations if e.applies(dict(case.point))]
-    result.verdicts = [evaluate(suite, e, traj, case.bindings, result.divergence_message, case.device,
+    result.verdicts = [evaluate(suite, e, traj, bindings, result.divergence_message, case.device,
                                 result.last_step) for e in asserted]
-    result.predictions = prediction_series([*asserted, *suite.overlays], traj, case.bindings)
-    result.events = {name: event_step(ev, traj, case.bindings) for name, ev in suite.events.items()}
+    result.predictions = prediction_series([*asserted, *suite.overlays], traj, bindings)
+    result.events = {name: event_step(ev, traj, bindings) for name, ev in suite.events.items()}
 
 
 def _perturbed(spec: Any, perturbation: tuple, section: str) -> Any:
@@ -315,6 +293,16 @@ def _perturbed(spec: Any, perturbation: tuple, section: str) -> Any:
     return dataclasses.replace(spec, **changes) if changes else spec
 
 
+def _bindings(case: Case, rule: Any, unit: float) -> dict[str, Any]:
+    """What the case's predictions bind to: :attr:`Case.bindings` with the roles
+    (:func:`harness.optimizers.roles`) of the rule that runs, in the units it runs in. Under a
+    calibration's ``optimizer.KEY`` perturbation, the roles of the *nominal* rule: the perturbed
+    rule steps, the predictions keep the values the suite states."""
+    if any(t.startswith("optimizer.") for t, _ in case.perturbation):
+        rule = in_absolute_units(update_rule(case.suite), unit)
+    return {**case.bindings, **roles(rule)}
+
+
 def _perturbed_optimizer(suite: Suite, perturbation: tuple) -> Any:
     """The variant's update rule, built with its ``optimizer.KEY`` perturbations applied."""
     table = dict(suite.optimizer_table)
@@ -322,7 +310,7 @@ def _perturbed_optimizer(suite: Suite, perturbation: tuple) -> Any:
         if target.startswith("optimizer."):
             key = target.split(".", 1)[1]
             table[key] = table[key] * factor
-    return dataclasses.replace(suite, optimizer_table=table).optimizer()
+    return update_rule(suite, table)
 
 
 @contextlib.contextmanager
@@ -391,16 +379,6 @@ def _record(specs, step: int, last: int, fired: dict, ctx: StepContext, memories
                 col.append(None)
 
 
-def _hit(event, traj: dict, bindings: dict, step: int) -> bool:
-    """Whether measured ``event`` fires at ``step``: its measure was recorded now and crossed."""
-    t = traj[event.measure]
-    if not t["steps"] or t["steps"][-1] != step:
-        return False
-    first = event_step(event, {k: {"steps": v["steps"][-1:], "values": v["values"][-1:]} for k, v in traj.items()
-                               if v["steps"] and v["steps"][-1] == step}, bindings)
-    return first is not None
-
-
 def sweep_groups(suite: Suite, results: list[CaseResult], axis: str) -> dict[str, list[tuple[Any, CaseResult]]]:
     """Results grouped by everything but sweep axis ``axis``: ``{group id: [(axis value, result)]}``."""
     groups: dict[str, list[tuple[Any, CaseResult]]] = {}
@@ -417,16 +395,6 @@ def group_key(case: Case, axis: str) -> str:
     (with ``sweep = "zip"`` the axes move together, so none of them)."""
     rest = [] if case.suite.zip_sweep else [f"{k}={_fmt(v)}" for k, v in case.point if k != axis]
     return "-".join([f"across={axis}", *rest, f"seed={case.seed}", case.device])
-
-
-def sweep_record(suite: Suite, key: str, results: list[CaseResult], verdicts: list[Verdict], run_id: str) -> dict:
-    """The JSON record of one sweep group's expectations."""
-    return {"schema": SWEEP_SCHEMA, "run_id": run_id,
-            "suite": {"id": suite.id, "file": suite.file, "sha256": suite.sha256, "claim": suite.claim,
-                      "source": suite.source},
-            "group": key, "cases": [r.case.id for r in results],
-            "status": "passed" if all(v.passed for v in verdicts) else "failed",
-            "expectations": [v.to_dict() for v in verdicts]}
 
 
 def evaluate_sweeps(suite: Suite, results: list[CaseResult]) -> dict[str, tuple[list[CaseResult], list[Verdict]]]:

@@ -1,7 +1,10 @@
-"""Suite files: TOML (read with ``tomllib``) into frozen dataclasses, validated up front.
+"""Suite files: TOML (read with ``tomllib``) into the frozen types of :mod:`harness.spec`,
+validated up front.
 
 The format is documented in ``docs/suite-format.md``. Every problem is reported as a
-:class:`~harness.errors.SuiteError` naming the file, the key path and what was expected.
+:class:`~harness.errors.SuiteError` naming the file, the key path and what was expected. This
+module is the only one that reads TOML or looks names up in the registries for a suite; the
+types it builds carry neither.
 """
 
 from __future__ import annotations
@@ -14,113 +17,27 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from .checks import CHECKS, TOLERANCE_KEYS, Target
 from .errors import HarnessError, SuiteError
 from .expansion import SweepSpec, expand_templates, point_label, read_sweep, same_value, variant
 from .measures import MEASURES
-from .optimizers import OPTIMIZERS
+from .optimizers import OPTIMIZERS, roles
 from .options import build, check_keys, coerce, positive
 from .predictions import PREDICTIONS, arguments
 from .problems import PROBLEMS
-from .statistics import Statistic, StatisticSpecError, parse_statistic
+from .spec import DEVICES, DTYPES, SCHEMA_VERSION, EventSpec, Expectation, MeasureSpec, Overlay, Suite, Window
+from .statistics import StatisticSpecError, parse_statistic
 
-__all__ = ["SCHEMA_VERSION", "Suite", "MeasureSpec", "EventSpec", "Window", "Expectation", "load_suite",
-           "check_unique_ids", "DEVICES", "DTYPES"]
+__all__ = ["load_suite", "check_unique_ids", "update_rule", "recorded_points", "MAX_RUN_STEPS",
+           "MAX_RECORDED_POINTS"]
 
-SCHEMA_VERSION = 1
-DEVICES = ("cpu", "cuda")
-DTYPES = ("float32", "float64")
 _ID = re.compile(r"[a-z0-9][a-z0-9_.\-]*")
 
 
-@dataclass(frozen=True)
-class MeasureSpec:
-    """A named measure, its options and its cadence: every ``every`` steps, or every
-    ``coarse_every`` steps before step ``coarse_until``; always at the first and last step."""
-
-    name: str
-    kind: str
-    measure: Any
-    every: int = 1
-    coarse_until: int = 0
-    coarse_every: int = 0
-    from_event: str | None = None
-
-    def due(self, step: int, steps: int, fired: dict[str, int] | None = None) -> bool:
-        """Whether to measure at ``step`` of a run whose last step is ``steps``; with
-        ``from_event``, only from the step the event fired on (``fired``: event -> step)."""
-        if self.from_event is not None:
-            if fired is None or self.from_event not in fired:
-                return False
-            return (step - fired[self.from_event]) % self.every == 0 or step == steps
-        if step in (0, steps):
-            return True
-        cadence = self.coarse_every if step < self.coarse_until else self.every
-        return step % cadence == 0
 
 
-@dataclass(frozen=True)
-class EventSpec:
-    """The first step at which a measure (or its ratio to a prediction) is ``>= above`` or
-    ``<= below``; or, with no measure, the step a prediction gives (rounded by ``round``).
-    Windows may be anchored on it or end at it."""
-
-    name: str
-    measure: str | None
-    predict: str | None
-    args: dict
-    compare: str | None
-    above: float | None
-    below: float | None
-    round: str = "ceil"
-
-    @property
-    def predicted(self) -> bool:
-        """An event at a predicted step (``round(prediction)``), not at a measured crossing."""
-        return self.measure is None
 
 
-@dataclass(frozen=True)
-class Window:
-    """Steps ``[start, end]`` counted from an anchor: ``"start"`` (step 0), ``"end"`` (the last
-    step, counting back) or an event name. ``length`` in steps, or ``fraction`` of the run."""
-
-    anchor: str = "start"
-    offset: int = 0
-    length: int | None = None
-    fraction: float | None = None
-    until: str | None = None
-
-    def events(self) -> list[str]:
-        """The events this window needs."""
-        return [e for e in (self.anchor, self.until) if e not in (None, "start", "end")]
-
-    def bounds(self, steps: int, events: dict[str, int] | None = None) -> tuple[int, int]:
-        """``[start, end]`` for a run whose last step is ``steps``; ``events``: first steps."""
-        events = events or {}
-        length = self.length if self.length is not None else (
-            round(self.fraction * steps) if self.fraction is not None else None)
-        if self.anchor == "end":
-            end = steps - self.offset
-            start = 0 if length is None else end - length
-        else:
-            base = 0 if self.anchor == "start" else events[self.anchor]
-            start = base + self.offset
-            end = steps if length is None else start + length
-        if self.until is not None:
-            end = min(end, events[self.until])
-        return max(start, 0), min(end, steps)
-
-    def describe(self) -> str:
-        parts = [f"anchor={self.anchor}"]
-        if self.offset:
-            parts.append(f"offset={self.offset}")
-        if self.length is not None:
-            parts.append(f"length={self.length}")
-        if self.fraction is not None:
-            parts.append(f"fraction={self.fraction:g}")
-        if self.until is not None:
-            parts.append(f"until={self.until}")
-        return ", ".join(parts)
 
 
 @dataclass(frozen=True)
@@ -149,7 +66,7 @@ class _ToleranceTable:
 class _ExpectTable(_ToleranceTable):
     name: str = ""
     measure: str = ""
-    check: Literal["approx", "interval", "le", "ge", "lt", "gt", "reaches"] = "approx"
+    check: Literal[tuple(CHECKS)] = "approx"  # type: ignore[valid-type]
     predict: str | None = None
     args: dict | None = None
     compare: Literal["ratio", "difference"] | None = None
@@ -164,104 +81,8 @@ class _ExpectTable(_ToleranceTable):
     where: dict | None = None
 
 
-@dataclass(frozen=True)
-class Expectation:
-    """One asserted statement about a case's trajectory (see docs/suite-format.md)."""
-
-    name: str
-    measure: str
-    check: str
-    predict: str | None
-    args: dict
-    compare: str | None
-    statistic: Statistic | None
-    window: Window
-    target: float | tuple[str, dict] | None  # a number, or (prediction, args) evaluated per case
-    rtol: float
-    atol: float
-    interval: tuple[float, float] | None
-    bound: float | tuple[str, dict] | None
-    threshold: float | None
-    direction: str
-    within: int | None
-    on: dict
-    why: str
-    across: str | None = None
-    aggregate: str | None = None
-    allow_divergence: bool = False
-    where: dict = field(default_factory=dict)
-
-    def applies(self, point: dict) -> bool:
-        """Whether this expectation is asserted on a case at this sweep point (``{label: value}``)."""
-        return all(point.get(k) == v for k, v in self.where.items())
-
-    @property
-    def over_sweep(self) -> bool:
-        """An expectation over a sweep: a per-case statistic aggregated across ``across``."""
-        return self.across is not None
-
-    def for_device(self, device: str) -> "Expectation":
-        """This expectation with the tolerance overrides for ``device`` applied."""
-        over = self.on.get(device)
-        if not over:
-            return self
-        changes = {k: v for k, v in dataclasses.asdict(over).items() if v is not None}
-        if "interval" in changes:
-            changes["interval"] = tuple(changes["interval"])
-        return dataclasses.replace(self, **changes)
 
 
-@dataclass(frozen=True)
-class Suite:
-    """A validated suite file."""
-
-    file: str
-    sha256: str
-    id: str
-    claim: str
-    source: str
-    devices: tuple[str, ...]
-    dtypes: dict[str, str]
-    seeds: tuple[int, ...]
-    matmul_precision: str
-    slow: bool
-    report_only: bool
-    problem_kind: str
-    problem: Any
-    problem_table: dict
-    optimizer_kind: str
-    optimizer_table: dict
-    sweep: dict[str, list]
-    steps: int
-    measures: dict[str, MeasureSpec]
-    events: dict[str, EventSpec]
-    expectations: tuple[Expectation, ...]
-    sweep_expectations: tuple[Expectation, ...] = ()
-    zip_sweep: bool = False
-    stop_event: str | None = None
-    stop_after: int = 0
-    overlays: tuple["Overlay", ...] = ()
-    id_labels: tuple[str, ...] = ()  # the sweep axes a case id shows (default: all)
-    deprecated: str | None = None  # the old sweep form's message, printed where the suite is loaded
-    points: tuple[tuple[tuple[str, Any], ...], ...] = ((),)  # every sweep point, in order
-    variants: tuple["Suite", ...] = ()  # one per sweep point, in the order of sweep_points()
-
-    def sweep_points(self) -> list[dict[str, Any]]:
-        """Every sweep point (``{label: value}``): each block's combinations of its axes' values
-        (with mode ``zip`` the i-th values together), block after block; one empty point
-        without axes."""
-        return [dict(p) for p in self.points]
-
-    def at(self, point: dict[str, Any]) -> "Suite":
-        """The variant of one sweep point: its problem, optimiser, run and tables as written into
-        the file at that point (:mod:`harness.expansion`). A variant is its own only variant."""
-        if not self.variants:
-            return self
-        return self.variants[self.sweep_points().index(dict(point))]
-
-    def optimizer(self) -> Any:
-        """This variant's optimiser (``suite.at(point).optimizer()`` for a sweep point's)."""
-        return build(OPTIMIZERS[self.optimizer_kind], self.optimizer_table, self.file, "optimizer")
 
 
 @dataclass(frozen=True)
@@ -510,14 +331,6 @@ def _events(raw: Any, file: str, bindable: set[str], measures: dict) -> dict[str
     return out
 
 
-@dataclass(frozen=True)
-class Overlay:
-    """A prediction drawn over a measure in reports (``[[overlay]]``), asserted by nothing:
-    e.g. the predicted loss curve under the measured one."""
-
-    measure: str
-    predict: str
-    args: dict
 
 
 def _overlays(raw: Any, file: str, bindable: set[str], measures: dict,
@@ -579,19 +392,30 @@ def _window(raw: Any, file: str, path: str, events: dict, steps: int) -> Window:
     return Window(t.anchor, t.offset, t.length, t.fraction, t.until)
 
 
-def _predicted_value(table: dict, file: str, path: str, bindable: set[str], measures: dict) -> tuple[str, dict]:
-    """``{ predict = NAME, args = {...} }`` as a target or bound: evaluated once per case."""
-    check_keys(table, ["predict", "args"], file, path)
-    if "predict" not in table:
+def _target(value: Any, file: str, path: str, bindable: set[str], measures: dict) -> Target | None:
+    """A target or bound as written: a number, or ``{ predict = NAME, args = {...} }``, a
+    prediction evaluated once per case (it cannot depend on a measure)."""
+    if value is None or not isinstance(value, dict):
+        return None if value is None else Target(float(value))
+    check_keys(value, ["predict", "args"], file, path)
+    if "predict" not in value:
         raise SuiteError(file, f"{path}.predict", "missing; a table here names a prediction")
-    predict, args, _ = _prediction(table, file, path, bindable, measures)
+    predict, args, _ = _prediction(value, file, path, bindable, measures)
     if any(isinstance(v, str) for v in args.values()):
         raise SuiteError(file, f"{path}.args", "a predicted target or bound cannot depend on a measure")
-    return predict, args
+    return Target(predict=predict, args=args)
 
 
-_NEEDS = {"approx": (), "interval": ("interval",), "le": ("bound",), "ge": ("bound",), "lt": ("bound",), "gt": ("bound",),
-          "reaches": ("threshold", "within")}
+def _check(t: _ToleranceTable, kind: str, file: str, path: str, bindable: set[str], measures: dict,
+           default_target: Target | None, direction: str):
+    """The expectation's :class:`~harness.checks.Check` from its tolerance keys."""
+    _interval(t.interval, file, f"{path}.interval")
+    keys = {k: getattr(t, k) for k in TOLERANCE_KEYS}
+    keys["interval"] = tuple(t.interval) if t.interval is not None else None
+    for key in ("target", "bound"):
+        keys[key] = _target(keys[key], file, f"{path}.{key}", bindable, measures)
+    keys["direction"] = direction
+    return CHECKS[kind].from_keys(keys, file, path, default_target)
 
 
 def _expectation(table: Any, path: str, file: str, bindable: set[str], measures: dict, events: dict,
@@ -617,19 +441,12 @@ def _expectation(table: Any, path: str, file: str, bindable: set[str], measures:
             raise SuiteError(file, f"{path}.{key}", "missing; expected a string")
         _name(table[key], file, f"{path}.{key}", "a name")
     if "check" not in table:
-        raise SuiteError(file, f"{path}.check", f"missing; expected one of {list(_NEEDS)}")
+        raise SuiteError(file, f"{path}.check", f"missing; expected one of {list(CHECKS)}")
     if t.measure not in measures:
         raise SuiteError(file, f"{path}.measure", f"expected one of the suite's measures {sorted(measures)}, got {t.measure!r}")
     predict, args, compare = _prediction(table, file, path, bindable, measures)
-    for need in _NEEDS[t.check]:
-        if getattr(t, need) is None:
-            raise SuiteError(file, f"{path}.{need}", f"missing; check {t.check!r} needs it")
-    if t.check == "approx":
-        if t.target is None and predict is None:
-            raise SuiteError(file, f"{path}.target", "missing; check 'approx' without a prediction needs a target")
-        if t.rtol is None and t.atol is None:
-            raise SuiteError(file, f"{path}.rtol", "missing; check 'approx' needs rtol and/or atol")
-    _interval(t.interval, file, f"{path}.interval")
+    default_target = Target({"ratio": 1.0, "difference": 0.0}[compare]) if predict else None
+    check = _check(t, t.check, file, path, bindable, measures, default_target, t.direction)
     if t.check == "reaches":
         if t.statistic is not None:
             raise SuiteError(file, f"{path}.statistic", "check 'reaches' takes no statistic (it measures the steps to the threshold)")
@@ -649,29 +466,26 @@ def _expectation(table: Any, path: str, file: str, bindable: set[str], measures:
     for dev, over in (t.on or {}).items():
         if dev not in devices:
             raise SuiteError(file, f"{path}.on.{dev}", f"expected one of the suite's devices {list(devices)}")
-        on[dev] = build(_ToleranceTable, over, file, f"{path}.on.{dev}")
-        _interval(on[dev].interval, file, f"{path}.on.{dev}.interval")
-        for key in ("target", "bound"):
-            if isinstance(getattr(on[dev], key), dict):
-                value = _predicted_value(getattr(on[dev], key), file, f"{path}.on.{dev}.{key}", bindable, measures)
-                on[dev] = dataclasses.replace(on[dev], **{key: value})
+        over = build(_ToleranceTable, over, file, f"{path}.on.{dev}")
+        merged = dataclasses.replace(t, **{k: v for k, v in dataclasses.asdict(over).items() if v is not None})
+        on[dev] = _check(merged, t.check, file, f"{path}.on.{dev}", bindable, measures, default_target, t.direction)
     where = dict(t.where or {})
     for key, value in where.items():
         if key not in sweep_axes:
             raise SuiteError(file, f"{path}.where.{key}", f"expected a sweep axis of this suite {sorted(sweep_axes)}")
         if not any(same_value(value, v) for v in sweep_axes[key]):
             raise SuiteError(file, f"{path}.where.{key}", f"{value!r} is not among the axis' values {sweep_axes[key]}")
-    target = t.target if t.target is not None else ({"ratio": 1.0, "difference": 0.0}.get(compare) if predict else None)
-    if isinstance(target, dict):
-        target = _predicted_value(target, file, f"{path}.target", bindable, measures)
-    bound = _predicted_value(t.bound, file, f"{path}.bound", bindable, measures) \
-        if isinstance(t.bound, dict) else t.bound
     return Expectation(
-        name=t.name, measure=t.measure, check=t.check, predict=predict, args=args, compare=compare,
-        statistic=statistic, window=window, target=target, rtol=t.rtol or 0.0, atol=t.atol or 0.0,
-        interval=tuple(t.interval) if t.interval is not None else None, bound=bound,
-        threshold=t.threshold, direction=t.direction, within=t.within, on=on, why=t.why,
-        across=t.across, aggregate=t.aggregate, allow_divergence=t.allow_divergence, where=where)
+        name=t.name, measure=t.measure, check=check, predict=predict, args=args, compare=compare,
+        statistic=statistic, window=window, on=on, why=t.why, across=t.across, aggregate=t.aggregate,
+        allow_divergence=t.allow_divergence, where=where)
+
+
+def update_rule(suite: Suite, table: dict | None = None) -> Any:
+    """The update rule of a suite variant (``suite.at(point)`` for a sweep point's), built from
+    its ``[optimizer]`` table (or from ``table``, e.g. a calibration's perturbed copy of it)."""
+    return build(OPTIMIZERS[suite.optimizer_kind], suite.optimizer_table if table is None else table,
+                 suite.file, "optimizer")
 
 
 def load_suite(path: str | Path) -> Suite:
@@ -747,7 +561,7 @@ def _build(raw: dict, file: str, data: bytes, spec: SweepSpec, origin: dict[str,
     okind = _kind(raw["optimizer"], file, "optimizer", OPTIMIZERS)
     otable = {k: v for k, v in raw["optimizer"].items() if k != "kind"}
     try:
-        build(OPTIMIZERS[okind], otable, file, "optimizer")
+        rule = build(OPTIMIZERS[okind], otable, file, "optimizer")
     except SuiteError as exc:
         key = exc.key.split(".")[1] if exc.key.count(".") else ""
         axis = next((a for a in spec.axes if a.section == "optimizer" and a.key == key), None)
@@ -755,8 +569,10 @@ def _build(raw: dict, file: str, data: bytes, spec: SweepSpec, origin: dict[str,
             raise SuiteError(file, f"sweep.{axis.dotted}", exc.message) from None
         raise
     sweep = spec.values
-    bindable = {f.name for f in dataclasses.fields(OPTIMIZERS[okind])} | set(otable) | \
-        {f.name for f in dataclasses.fields(PROBLEMS[pkind])} | {"steps", "seed", "step"}  # names a prediction may bind to
+    # the names a prediction may bind to: the rule's roles (its hyper-parameters, defaults included),
+    # the problem's options, the run's steps and seed, a measurement's step
+    bindable = set(roles(rule)) | set(otable) | {f.name for f in dataclasses.fields(PROBLEMS[pkind])} | \
+        {"steps", "seed", "step"}
 
     run = build(_RunTable, raw["run"], file, "run")
     events_raw = coerce(raw.get("events", {}), dict, file, "events")

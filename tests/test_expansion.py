@@ -7,6 +7,7 @@ from harness import SuiteError, expand, load_suite, run_case
 from harness.cli import main
 from harness.compare import compare
 from harness.expansion import substitute
+from harness.suite import update_rule
 
 from suite_text import VALID, write
 
@@ -145,7 +146,7 @@ def test_adam_betas_is_a_value_with_a_sweep_table(tmp_path):
     text = text[:text.index("[[expect]]")]
     text = text.replace("slow = false", "slow = false\nreport_only = true")
     s = load_suite(write(tmp_path, text))
-    assert [c.suite.optimizer().kwargs["betas"] for c in expand(s, ["cpu"])][:2] == [(0.9, 0.99)] * 2
+    assert [update_rule(c.suite).kwargs["betas"] for c in expand(s, ["cpu"])][:2] == [(0.9, 0.99)] * 2
 
 
 def _records(tmp_path, name, text, file):

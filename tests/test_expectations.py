@@ -3,8 +3,9 @@ import dataclasses
 import pytest
 
 from harness import load_suite
-from harness.expectations import evaluate, event_step
-from harness.suite import Window
+from harness.events import event_step
+from harness.expectations import evaluate
+from harness.spec import Window
 from suite_text import VALID, write
 
 
@@ -52,7 +53,7 @@ def test_reaches_reports_steps_to_threshold(suite):
     e = suite.expectations[1]
     v = evaluate(suite, e, trajectories([(0, 1.0)], [1.0, 0.1, 1e-4]), {"lr": 0.1})
     assert v.passed and v.measured == 2
-    late = dataclasses.replace(e, within=1)
+    late = dataclasses.replace(e, check=dataclasses.replace(e.check, within=1))
     assert not evaluate(suite, late, trajectories([(0, 1.0)], [1.0, 0.1, 1e-4]), {"lr": 0.1}).passed
 
 

@@ -214,13 +214,8 @@ from harness.problems import TwoLayerReLU  # noqa: E402
 
 
 def swapped_layer_rates(monkeypatch):
-    real = TwoRateGD.bind
-
-    def bind(self, problem):
-        bound = real(self, problem)
-        object.__setattr__(bound, "rates", bound.rates[::-1])
-        return bound
-    monkeypatch.setattr(TwoRateGD, "bind", bind)
+    real = TwoRateGD.rates
+    monkeypatch.setattr(TwoRateGD, "rates", lambda self, problem: real(self, problem)[::-1])
 
 
 def extra_inverse_sqrt_m_on_second_layer(monkeypatch):
@@ -239,9 +234,9 @@ from harness.optimizers import ScaledSGD  # noqa: E402
 
 
 def depthwise_scaling_removed(monkeypatch):
-    real = ScaledSGD.bind
-    monkeypatch.setattr(ScaledSGD, "bind", lambda self, problem: real(
-        __import__("dataclasses").replace(self, depthwise_scaling=False), problem))
+    real = ScaledSGD.direction
+    monkeypatch.setattr(ScaledSGD, "direction", lambda self, theta, state: real(
+        __import__("dataclasses").replace(self, depthwise_scaling=False), theta, state))
 
 
 def adam_second_moment_without_bias_correction(monkeypatch):

@@ -1,3 +1,4 @@
+import dataclasses
 """The homogeneous MLP reading of Terjék (arXiv 2502.13110): layers, depthwise scales, the Gram
 form of c_1, Taylor coefficients and soft rank (mirrors harness/homogeneous.py), and the
 seeded minibatches of scaled_sgd."""
@@ -22,15 +23,15 @@ def problem():
 
 def test_model_is_positively_homogeneous(problem):
     x = problem.objective.inputs
-    out = layer_forward(problem.theta0, problem.info["widths"], x)[0]
+    out = layer_forward(problem.theta0, problem.widths, x)[0]
     # scaling every layer's weights by c > 0 scales the output by c^L (bias-free, relu)
-    assert torch.allclose(layer_forward(2.0 * problem.theta0, problem.info["widths"], x)[0], 2.0 ** 3 * out)
-    assert problem.info["widths"] == [5, 2, 8, 3]
+    assert torch.allclose(layer_forward(2.0 * problem.theta0, problem.widths, x)[0], 2.0 ** 3 * out)
+    assert problem.widths == (5, 2, 8, 3)
 
 
 def test_gram_c1_equals_the_gradient_inner_product(problem):
     x, y = problem.objective.inputs, problem.objective.targets
-    widths = problem.info["widths"]
+    widths = problem.widths
     stats = layer_stats(problem.theta0, widths, x, y, mse)
     scale = torch.cat([torch.full((widths[k] * widths[k + 1],), stats.xis[k], dtype=torch.float64)
                        for k in range(len(widths) - 1)])
@@ -60,14 +61,24 @@ def test_participation_ratio():
 
 
 def test_minibatches_are_seeded_and_scaling_can_be_switched_off(problem):
-    rule = ScaledSGD(lr=0.1, batch_size=8).bind(problem)
-    assert torch.equal(rule.batch(3)[0], rule.batch(3)[0])
-    assert not torch.equal(rule.batch(3)[0], rule.batch(4)[0])
-    other_seed = ScaledSGD(lr=0.1, batch_size=8).bind(SMALL.build(1, torch.float64, torch.device("cpu")))
-    assert not torch.equal(rule.batch(3)[0], other_seed.batch(3)[0])
-    plain = ScaledSGD(lr=0.1, batch_size=8, depthwise_scaling=False).bind(problem)
-    u, stats, xis, _ = plain.direction(problem.theta0, 0)
-    assert xis == [1.0] * 3 and torch.equal(u, -stats.grad)
+    rule = ScaledSGD(lr=0.1, batch_size=8)
+    assert torch.equal(rule.batch(problem, 3)[0], rule.batch(problem, 3)[0])
+    assert not torch.equal(rule.batch(problem, 3)[0], rule.batch(problem, 4)[0])
+    other_seed = SMALL.build(1, torch.float64, torch.device("cpu"))
+    assert not torch.equal(rule.batch(problem, 3)[0], rule.batch(other_seed, 3)[0])
+    plain = ScaledSGD(lr=0.1, batch_size=8, depthwise_scaling=False)
+    d = plain.direction(problem.theta0, plain.init(problem.theta0, problem))
+    assert d.xis == [1.0] * 3 and torch.equal(d.u, -d.stats.grad)
+
+
+def test_the_state_counts_steps_and_the_rule_stays_unchanged(problem):
+    rule = ScaledSGD(lr=0.1, batch_size=8)
+    before = dataclasses.replace(rule)
+    state = rule.init(problem.theta0, problem)
+    theta, state = rule.step(problem.theta0, state, problem.objective.value_and_grad)
+    d1 = rule.direction(theta, state)
+    assert state.t == 1 and rule == before
+    assert torch.equal(d1.batch[0], rule.batch(problem, 1)[0])
 
 
 def test_soft_rank_variants_agree_on_extremes():
@@ -82,11 +93,12 @@ def test_preconditioned_sharpness_against_a_dense_hessian(problem):
     from torch.func import hessian
 
     from harness.measures import PreconditionedSharpness, StepContext
-    rule = ScaledSGD(lr=0.5, batch_size=16).bind(problem)
-    ctx = StepContext(0, problem.theta0, problem, rule, rule.init(problem.theta0))
+    rule = ScaledSGD(lr=0.5, batch_size=16)
+    ctx = StepContext(0, problem.theta0, problem, rule, rule.init(problem.theta0, problem))
     value = PreconditionedSharpness(tol=1e-10).__call__(ctx, {}).value
-    _, _, xis, (x, y) = rule.direction(problem.theta0, 0)
-    widths = problem.info["widths"]
+    d = rule.direction(problem.theta0, ctx.state)
+    xis, (x, y) = d.xis, d.batch
+    widths = problem.widths
     h = hessian(lambda t: mse(layer_forward(t, widths, x)[0], y))(problem.theta0)
     s = torch.cat([torch.full((widths[k] * widths[k + 1],), math.sqrt(xi), dtype=torch.float64)
                    for k, xi in enumerate(xis)])
@@ -97,7 +109,14 @@ def test_preconditioned_sharpness_against_a_dense_hessian(problem):
 def test_lr_relative_to_the_edge_at_init(problem):
     from harness import hessian_operator, lanczos
     from harness.objective import Objective
-    rule = ScaledSGD(lr=4.0, batch_size=16, depthwise_scaling=False, lr_unit="edge_at_init").bind(problem)
-    x, y = rule.batch(0)
+    from harness.optimizers import in_absolute_units, roles, step_size_unit
+    rule = ScaledSGD(lr=4.0, batch_size=16, depthwise_scaling=False, lr_unit="edge_at_init")
+    x, y = rule.batch(problem, 0)
     lam0 = lanczos(hessian_operator(Objective(problem.objective.model, mse, x, y), problem.theta0), tol=1e-8).top()
-    assert rule.effective_lr == pytest.approx(4.0 * 2.0 / lam0, rel=1e-3)
+    unit = step_size_unit(rule, problem)
+    runs = in_absolute_units(rule, unit)
+    assert unit == pytest.approx(2.0 / lam0, rel=1e-3)
+    assert runs.lr == pytest.approx(4.0 * 2.0 / lam0, rel=1e-3) and runs.lr_unit == "absolute"
+    assert roles(runs)["lr"] == runs.lr  # a prediction binding lr gets the step size that runs, not 4
+    with pytest.raises(ValueError, match="absolute units"):
+        rule.init(problem.theta0, problem)

@@ -141,8 +141,8 @@ def test_adam_preconditioned_sharpness_is_the_top_eigenvalue_of_p_inverse_h():
 
     obj, theta = tiny_problem(n=40, width=8, chunk_size=15)
     problem = Problem(obj, theta)
-    rule = TorchOptim("torch.optim.Adam", (("betas", (0.9, 0.99)), ("lr", 0.01))).bind(problem)
-    state = rule.init(theta)
+    rule = TorchOptim("torch.optim.Adam", (("betas", (0.9, 0.99)), ("lr", 0.01)))
+    state = rule.init(theta, problem)
     measure = AdamPreconditionedSharpness(tol=1e-10)
     assert math.isnan(measure(StepContext(0, theta, problem, rule, state), {}).value)  # no v before a step
     for _ in range(5):

@@ -1,3 +1,4 @@
+import dataclasses
 """The two-layer ReLU problem, its kernels, the two-rate rule and the kernel predictions
 (mirrors harness/problems.py, harness/relu_kernels.py, harness/optimizers.py and
 harness/predictions/relu.py)."""
@@ -40,14 +41,23 @@ def test_two_rate_rule_uses_each_groups_rate_and_can_freeze_one():
     prob = TwoLayerReLU(n=5, d=3, m=7)
     p = prob.build(0, torch.float64, torch.device("cpu"))
     g = p.objective.value_and_grad(p.theta0)[1]
-    rule = TwoRateGD(lr_first=0.3, lr_second=0.0).bind(p)
-    new, _ = rule.step(p.theta0, rule.init(p.theta0), p.objective.value_and_grad)
+    rule = TwoRateGD(lr_first=0.3, lr_second=0.0)
+    new, _ = rule.step(p.theta0, rule.init(p.theta0, p), p.objective.value_and_grad)
     torch.testing.assert_close(new[:21], p.theta0[:21] - 0.3 * g[:21])
     assert torch.equal(new[21:], p.theta0[21:])  # frozen second layer
-    rel = TwoRateGD(lr_first=0.5, lr_second=0.05, relative_to="kernel_top").bind(p)
-    assert rel.rates == pytest.approx((0.5 / p.info["kernel_top"]["first"], 0.05 / p.info["kernel_top"]["second"]))
-    with pytest.raises(ValueError, match="bound"):
-        TwoRateGD(lr_first=0.1, lr_second=0.1).init(p.theta0)
+    rel = TwoRateGD(lr_first=0.5, lr_second=0.05, relative_to="kernel_top")
+    assert rel.rates(p) == pytest.approx((0.5 / p.kernel_top["first"], 0.05 / p.kernel_top["second"]))
+    scale = rel.init(p.theta0, p).scale
+    assert torch.all(scale[:21] == 0.5 / p.kernel_top["first"]) and torch.all(scale[21:] == 0.05 / p.kernel_top["second"])
+
+
+def test_two_rate_rule_refuses_a_problem_without_its_groups():
+    q = TwoLayerReLU(n=5, d=3, m=7).build(0, torch.float64, torch.device("cpu"))
+    no_groups = dataclasses.replace(q, groups={})
+    with pytest.raises(ValueError, match="groups"):
+        TwoRateGD(lr_first=0.1, lr_second=0.1).init(q.theta0, no_groups)
+    with pytest.raises(ValueError, match="kernel"):
+        TwoRateGD(lr_first=0.1, lr_second=0.1, relative_to="kernel_top").init(q.theta0, dataclasses.replace(q, kernel_top=None))
 
 
 def test_kernel_predictions_are_consistent():

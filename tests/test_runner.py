@@ -300,7 +300,8 @@ def test_recorded_points_are_bounded_per_case(tmp_path):
 def test_recorded_points_counts_what_the_runner_records():
     import random
 
-    from harness.suite import MeasureSpec, recorded_points
+    from harness.spec import MeasureSpec
+    from harness.suite import recorded_points
 
     rng = random.Random(0)
     for _ in range(2000):

@@ -8,7 +8,7 @@ def test_valid_suite_loads(tmp_path):
     s = load_suite(write(tmp_path))
     assert s.id == "test.tiny" and s.steps == 60 and s.sweep == {"lr": [0.1, 0.2]}
     assert [e.name for e in s.expectations] == ["sharpness_below_edge", "loss_falls", "monotone_after_event"]
-    assert s.expectations[0].target == 1.0 and s.expectations[0].compare == "ratio"
+    assert s.expectations[0].compare == "ratio" and s.expectations[0].kind == "le"
     assert len(s.sha256) == 64
 
 
@@ -100,7 +100,7 @@ def test_missing_file():
 def test_device_override_applies_only_on_its_device(tmp_path):
     text = VALID.replace("bound = 0.9", "bound = 0.9\non = { cuda = { bound = 0.95 } }")
     e = load_suite(write(tmp_path, text)).expectations[0]
-    assert e.for_device("cpu").bound == 0.9 and e.for_device("cuda").bound == 0.95
+    assert e.for_device("cpu").check.bound.value == 0.9 and e.for_device("cuda").check.bound.value == 0.95
 
 
 def test_shipped_suites_all_load():

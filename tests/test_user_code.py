@@ -121,7 +121,7 @@ USER_PACKAGE = {
                 x = (len(lam) ** 0.5) * torch.diag(lam.sqrt())
                 obj = Objective(lambda w, inp: inp @ w.unsqueeze(-1), mse, x.to(device, dtype),
                                 torch.zeros(len(lam), 1, dtype=dtype, device=device))
-                return Problem(obj, torch.ones(len(lam), dtype=dtype, device=device), {"n_params": len(lam)})
+                return Problem(obj, torch.ones(len(lam), dtype=dtype, device=device))
 
         @dataclass(frozen=True)
         class Halving:
@@ -245,11 +245,11 @@ def _bn_problem(user_pkg, **kw) -> ModuleProblem:
 def test_module_problem_buffers_batchnorm_frozen_params_and_integer_labels(user_pkg):
     problem = _bn_problem(user_pkg)
     built = problem.build(3, torch.float32, torch.device("cpu"))
-    module = built.info["module"]
+    module = built.module
     assert not module.training and not module.bn.training  # eval mode: running statistics, not batch ones
     trainable = [n for n, p in module.named_parameters() if p.requires_grad]
     assert "frozen" not in trainable and built.theta0.numel() == sum(
-        p.numel() for p in module.parameters() if p.requires_grad) == built.info["n_params"]
+        p.numel() for p in module.parameters() if p.requires_grad) == built.n_params
     assert built.theta0.dtype == torch.float32 and module.frozen.dtype == torch.float32
     assert module.bn.running_mean.dtype == torch.float32 and module.scale.dtype == torch.float32
     obj = built.objective
@@ -427,11 +427,11 @@ def test_torch_optim_steps_the_models_own_parameters_with_its_own_state(user_pkg
     """Adam on the module problem: the same trajectory as a plain PyTorch training loop."""
     problem = _bn_problem(user_pkg).build(0, torch.float64, torch.device("cpu"))
     rule = TorchOptim.from_table({"class": "torch.optim.Adam", "lr": 0.01, "betas": [0.8, 0.9]}, "f",
-                                 "optimizer").bind(problem)
-    module = problem.info["module"]
-    ref_module = _bn_problem(user_pkg).build(0, torch.float64, torch.device("cpu")).info["module"]
+                                 "optimizer")
+    module = problem.module
+    ref_module = _bn_problem(user_pkg).build(0, torch.float64, torch.device("cpu")).module
     ref = torch.optim.Adam([p for p in ref_module.parameters() if p.requires_grad], lr=0.01, betas=(0.8, 0.9))
-    theta, state = problem.theta0, rule.init(problem.theta0)
+    theta, state = problem.theta0, rule.init(problem.theta0, problem)
     x, y = problem.objective.inputs, problem.objective.targets
     for step in range(6):
         ctx = StepContext(step, theta, problem, rule, state)
@@ -950,7 +950,7 @@ def test_output_picks_the_tensor_of_a_forward_that_returns_a_tuple_or_dict(revie
             _review_problem(model=model)
         assert err.value.key == "problem.model" and f"output = {output!r}" in err.value.message
         built = _review_problem(model=model, output=output).build(0, torch.float64, torch.device("cpu"))
-        module, obj = built.info["module"], built.objective
+        module, obj = built.module, built.objective
         with torch.no_grad():
             head = module(obj.inputs)[output]
         assert head.shape == obj.targets.shape
@@ -1109,5 +1109,5 @@ def test_lazy_modules_are_initialised_from_the_cases_seed(review_pkg):
     assert torch.equal(torch.random.get_rng_state(), before)
     assert a.theta0.numel() == (5 * 4 + 4) + (4 + 4) + (4 * 2 + 2) and torch.equal(a.theta0, b)
     assert not torch.equal(a.theta0, problem.build(1, torch.float64, cpu).theta0)
-    bn = a.info["module"][1]
+    bn = a.module[1]
     assert torch.equal(bn.running_mean, torch.zeros(4, dtype=torch.float64))  # untouched by the dry forward

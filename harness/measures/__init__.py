@@ -15,7 +15,9 @@ from typing import Any
 from torch import Tensor
 
 from ..curvature import hessian_operator
+from ..errors import UnsupportedError
 from ..operators import LinearOperator
+from ..optimizers import Direction, DirectionRule
 from ..problems import Problem
 from ..registry import Registry
 
@@ -63,6 +65,15 @@ class StepContext:
             if op.gradient is not None and self._vg is None:
                 self._vg = (op.loss, op.gradient)
         return self.cache[key]
+
+    def direction(self) -> Direction:
+        """This step's update direction, from a rule that exposes it (:class:`DirectionRule`,
+        e.g. ``scaled_sgd``), computed once per step: the update uses the same one."""
+        if not isinstance(self.optimizer, DirectionRule):
+            raise UnsupportedError("this measure needs an update rule that exposes its direction (scaled_sgd)")
+        if "direction" not in self.cache:
+            self.cache["direction"] = self.optimizer.direction(self.theta, self.state)
+        return self.cache["direction"]
 
     @property
     def loss(self) -> float:

@@ -8,7 +8,6 @@ from dataclasses import dataclass
 
 from ..errors import UnsupportedError
 from . import MEASURES, Measurement, StepContext
-from .dynamics import _direction
 
 __all__ = ["Loss", "GradNorm", "LossRatio", "RelativeChange", "TestLoss", "MinibatchLoss"]
 
@@ -76,4 +75,4 @@ class MinibatchLoss:
     """The loss on the minibatch the update of this step uses."""
 
     def __call__(self, ctx: StepContext, memory: dict) -> Measurement:
-        return Measurement(float(_direction(ctx)[1].loss))
+        return Measurement(float(ctx.direction().stats.loss))

@@ -18,7 +18,6 @@ from ..options import positive
 from ..sharpness import top_eigenpairs
 from ..spectrum import lanczos
 from . import MEASURES, Measurement, StepContext
-from .dynamics import _direction
 
 __all__ = ["LambdaMax", "StabilityThreshold", "PreconditionedSharpness", "AdamPreconditionedSharpness"]
 
@@ -166,7 +165,8 @@ class PreconditionedSharpness:
     max_iter: int = field(default=100, metadata=positive)
 
     def __call__(self, ctx: StepContext, memory: dict) -> Measurement:
-        _, _, xis, (x, y) = _direction(ctx)
+        d = ctx.direction()
+        xis, (x, y) = d.xis, d.batch
         obj = ctx.problem.objective
         batch = Objective(obj.model, obj.loss, x, y)
         h = hessian_operator(batch, ctx.theta)
@@ -174,7 +174,7 @@ class PreconditionedSharpness:
         for k, sl in enumerate(ctx.problem.groups.values()):
             s[sl] = math.sqrt(xis[k])
         op = LinearOperator(lambda v: s * (h @ (s * v)), h.dim, h.dtype, h.device, name="preconditioned_hessian")
-        return _warm_top_eigenvalue(op, self.tol, self.max_iter, memory, ctx.step, scale=ctx.optimizer.effective_lr)
+        return _warm_top_eigenvalue(op, self.tol, self.max_iter, memory, ctx.step, scale=ctx.optimizer.lr)
 
 
 def _warm_top_eigenvalue(op: LinearOperator, tol: float, max_iter: int, memory: dict, step: int,

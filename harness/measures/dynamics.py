@@ -18,18 +18,12 @@ from .jacobian import _inputs
 __all__ = ["TaylorGramError", "TaylorCubicError", "SoftRank"]
 
 
-def _direction(ctx: StepContext):
-    """The update direction of this step, from a rule that exposes it (``scaled_sgd``)."""
-    if not hasattr(ctx.optimizer, "direction"):
-        raise UnsupportedError("this measure needs an update rule that exposes its direction (scaled_sgd)")
-    return ctx.optimizer.direction(ctx.theta, ctx.state)
-
-
 def _taylor(ctx: StepContext):
     """The update direction, the minibatch loss and its Taylor coefficients, once per step."""
     if "taylor" not in ctx.cache:
-        u, stats, xis, (x, y) = _direction(ctx)
-        obj, widths = ctx.problem.objective, ctx.problem.info["widths"]
+        d = ctx.direction()
+        u, stats, xis, (x, y) = d.u, d.stats, d.xis, d.batch
+        obj, widths = ctx.problem.objective, list(ctx.problem.widths)
         batch_loss = lambda t: obj.loss(layer_forward(t, widths, x)[0], y)
         ctx.cache["taylor"] = (u, stats, xis, batch_loss, taylor_coefficients(batch_loss, ctx.theta.detach(), u))
     return ctx.cache["taylor"]
@@ -44,7 +38,7 @@ class TaylorGramError:
 
     def __call__(self, ctx: StepContext, memory: dict) -> Measurement:
         _, stats, xis, _, (l0, c1, c2, c3) = _taylor(ctx)
-        g = gram_c1(stats, ctx.problem.info["widths"], xis)
+        g = gram_c1(stats, list(ctx.problem.widths), xis)
         return Measurement(abs(g - c1) / abs(c1), {"c1": c1, "c2": c2, "c3": c3, "c1_gram": g})
 
 
@@ -58,7 +52,7 @@ class TaylorCubicError:
 
     def __call__(self, ctx: StepContext, memory: dict) -> Measurement:
         u, _, _, batch_loss, (l0, c1, c2, c3) = _taylor(ctx)
-        lr = getattr(ctx.optimizer, "effective_lr", None) or ctx.optimizer.lr
+        lr = ctx.optimizer.lr  # in absolute units (the runner converts an lr_unit)
         h = self.fraction * lr
         with torch.no_grad():
             lh = float(batch_loss(ctx.theta + h * u))
@@ -78,10 +72,10 @@ class SoftRank:
     inputs: Literal["test", "train"] = "test"
 
     def __call__(self, ctx: StepContext, memory: dict) -> Measurement:
-        if "widths" not in ctx.problem.info:
+        if ctx.problem.widths is None:
             raise UnsupportedError("soft_rank needs a layered problem (homogeneous_mlp)")
         x = _inputs(ctx, self.inputs, memory)
         with torch.no_grad():
-            feats = layer_forward(ctx.theta, ctx.problem.info["widths"], x)[2][-1]
+            feats = layer_forward(ctx.theta, list(ctx.problem.widths), x)[2][-1]
         fn = {"participation": participation_ratio, "stable": stable_rank, "entropy": entropy_soft_rank}[self.variant]
         return Measurement(fn(feats))

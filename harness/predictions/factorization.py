@@ -36,8 +36,10 @@ def dmf_hitting_time(lr: float, depth: float, alpha: float, spectrum: list, inde
     + ln(1/(1-theta)) / (N lambda^{2-2/N})``; for ``N = 2``,
     ``t = [ln(theta/(1-theta)) + ln((lambda - alpha^2)/alpha^2)] / (2 lambda)``. GD steps:
     ``K = t / lr + 1/2 ln(g(w_1)/g(w_0))`` with ``g(w) = w^{N-1} (lambda - w^N)`` (modified-equation
-    correction). The leading term ``alpha^{-(N-2)}/((N-2) lr lambda)`` is the rate "proportional to
-    the eigenvalue, amplified by depth" of arXiv 2011.13772. For ``N = 2`` the flow time is exact;
+    correction). The leading term ``alpha^{-(N-2)}/((N-2) lr lambda)`` matches the v1 abstract's
+    statement (arXiv 2011.13772) that recovery rates are proportional to the eigenvalues and that
+    depth amplifies their differences (our reading; the paper's own formula is not retrieved, [U]).
+    For ``N = 2`` the flow time is exact;
     for ``N >= 3`` splitting the integral into the two terms is an approximation, within 1.04 %
     (``N = 3``) and 2.04 % (``N = 4``) of quadrature for the spectra of the shipped suites.
     """
@@ -59,7 +61,8 @@ def dmf_hitting_time_exact(lr: float, depth: float, alpha: float, spectrum: list
                            theta: float) -> float:
     """Steps until ``pi_i >= theta lambda_i`` by iterating the exact scalar recursion
     ``w <- w - lr w^{N-1} (w^N - lambda_i)`` from ``w = alpha`` (identity init makes matrix GD
-    equal to it, arXiv 2011.13772; decoupling lemma of the theory note)."""
+    equal to it; the identity-init setting attributed to arXiv 2011.13772 is [U]; the recursion is
+    the theory note's decoupling lemma, [D])."""
     lam, n = _mode(spectrum, index), int(depth)
     w, k = alpha, 0
     while w ** n < theta * lam:
@@ -73,7 +76,8 @@ def dmf_hitting_time_exact(lr: float, depth: float, alpha: float, spectrum: list
 @PREDICTIONS.register("dmf_projection_rank")
 def dmf_projection_rank(spectrum: list, rank: float) -> float:
     """Effective rank of the rank-``r`` projection ``A_r`` of the target,
-    ``r(A_r) = ||A_r||_* / ||A_r||_op = sum_{i<=r} lambda_i / lambda_1`` (arXiv 2011.13772)."""
+    ``r(A_r) = ||A_r||_* / ||A_r||_op = sum_{i<=r} lambda_i / lambda_1`` (arXiv 2011.13772; the
+    definition attributed to the paper is [U], see shared/theory/dynamics.md Sec. 1.2)."""
     lam = sorted((float(x) for x in spectrum), reverse=True)
     return sum(lam[: int(rank)]) / lam[0]
 
@@ -108,8 +112,9 @@ def _modes_at(lr: float, depth: int, alpha: float, spectrum: list, n: int, steps
 def dmf_rank_at_step(lr: float, depth: float, alpha: float, spectrum: list, n: float, steps: float) -> float:
     """Effective rank ``sum_i pi_i / max_i pi_i`` of the product after ``steps`` GD steps, every mode
     (the ``n - rank A`` zero modes included, which stay near ``alpha^N`` and decay only slowly)
-    iterated by the exact scalar recursion (identity init, arXiv 2011.13772; the theory note's
-    decoupling lemma). The product is symmetric PSD, so its singular values are the ``pi_i``."""
+    iterated by the exact scalar recursion (identity init; the identity-init setting attributed to
+    arXiv 2011.13772 is [U]; the recursion is the theory note's decoupling lemma, [D]). The product
+    is symmetric PSD, so its singular values are the ``pi_i``."""
     pi = _modes_at(lr, int(depth), alpha, spectrum, n, steps)
     return sum(pi) / max(pi)
 
@@ -118,7 +123,8 @@ def dmf_rank_at_step(lr: float, depth: float, alpha: float, spectrum: list, n: f
 def dmf_entropy_rank_at_step(lr: float, depth: float, alpha: float, spectrum: list, n: float, steps: float) -> float:
     """Entropy effective rank ``exp(-sum_i p_i ln p_i)``, ``p_i = pi_i / sum_j pi_j`` (Roy & Vetterli
     2007), of the product after ``steps`` GD steps, every singular value ``pi_i`` from the exact
-    scalar recursion (identity init, Chou et al., arXiv 2011.13772; see :func:`dmf_rank_at_step`)."""
+    scalar recursion (identity init; attributed to Chou et al., arXiv 2011.13772, [U]; the recursion
+    is the theory note's, [D]; see :func:`dmf_rank_at_step`)."""
     pi = _modes_at(lr, int(depth), alpha, spectrum, n, steps)
     total = sum(pi)
     return math.exp(-sum((p / total) * math.log(p / total) for p in pi if p > 0))
@@ -127,7 +133,8 @@ def dmf_entropy_rank_at_step(lr: float, depth: float, alpha: float, spectrum: li
 @PREDICTIONS.register("dmf_loss_at_step")
 def dmf_loss_at_step(lr: float, depth: float, alpha: float, spectrum: list, n: float, steps: float) -> float:
     """``1/2 ||W - A||_F^2 = 1/2 sum_i (pi_i - lambda_i)^2`` after ``steps`` steps, every mode by the
-    exact scalar recursion (identity init, Chou et al., arXiv 2011.13772; see :func:`dmf_rank_at_step`)."""
+    exact scalar recursion (identity init; attributed to Chou et al., arXiv 2011.13772, [U]; the
+    recursion is the theory note's, [D]; see :func:`dmf_rank_at_step`)."""
     lam = [float(x) for x in spectrum] + [0.0] * (int(n) - len(spectrum))
     pi = _modes_at(lr, int(depth), alpha, spectrum, n, steps)
     return 0.5 * sum((p - l) ** 2 for p, l in zip(pi, lam))

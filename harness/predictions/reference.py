@@ -13,10 +13,11 @@ def reference_value(reference: float) -> float:
     computed densely or in another autodiff mode, through none of the kernels it checks.
 
     For the sharpness: the top eigenvalue ``lambda_1`` of the dense full-batch Hessian, the
-    quantity Cohen et al. 2021 (arXiv 2103.00065, Sec. 2) track. A Krylov estimate of it
+    quantity Cohen et al. 2021 (arXiv 2103.00065, Sec. 1 and fn. 2) track. A Krylov estimate of it
     (Lanczos, warm-started or not, on chunked products) is a Rayleigh quotient, so it can only
     fall below ``lambda_1`` (Courant-Fischer), by about its residual when it has found the top
-    eigenvector and by the gap to a lower eigenvalue when it has not. For ``J_F`` (MacDonald,
-    Valmadre & Lucey, arXiv 2305.14683): the same mean, equal up to round-off.
+    eigenvector and by the gap to a lower eigenvalue when it has not. For ``J_F``, the project's
+    mean-squared-Frobenius proxy for the "input-output Jacobian over training samples" of
+    MacDonald, Valmadre & Lucey (arXiv 2305.14683, Ansatz 3.1): the same mean, equal up to round-off.
     """
     return reference

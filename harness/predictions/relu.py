@@ -45,15 +45,18 @@ def _args(n, d, m, data_seed, seed, lr_first, lr_second, relative_to):
 def relu_mu_min(lr_first: float, lr_second: float, relative_to: str, n: float, d: float, m: float,
                 data_seed: float, seed: float) -> float:
     """``mu_min = lambda_min(eta_W K_W + eta_a K_a)``: the slowest contraction of the residual
-    (Razborov, arXiv 2212.02323: both layers trained at different rates)."""
+    (two-rate setting of Razborov, arXiv 2212.02323, abstract; formula derived in
+    shared/theory/dynamics.md Sec. 2.3, [D])."""
     return float(_theory(*_args(n, d, m, data_seed, seed, lr_first, lr_second, relative_to))[0][0])
 
 
 @PREDICTIONS.register("relu_loss_slope")
 def relu_loss_slope(lr_first: float, lr_second: float, relative_to: str, n: float, d: float, m: float,
                     data_seed: float, seed: float) -> float:
-    """Asymptotic slope of ``ln L`` per step, ``2 ln(1 - mu_min)`` (the slowest mode of
-    ``L_lin``; Razborov, arXiv 2212.02323, kernel regime)."""
+    """Asymptotic slope of ``ln L`` per step, ``2 ln(1 - mu_min)``: the slowest mode of ``L_lin``
+    only while ``1 - mu_min >= |1 - mu_max|`` (true at the suites' rates, which keep
+    ``mu_max <= 1``); in general the slope is ``2 ln max_k |1 - mu_k|`` (two-rate setting of
+    Razborov, arXiv 2212.02323, abstract; formula derived in shared/theory/dynamics.md Sec. 2.3, [D])."""
     return 2.0 * math.log(1.0 - relu_mu_min(lr_first, lr_second, relative_to, n, d, m, data_seed, seed))
 
 
@@ -61,8 +64,8 @@ def relu_loss_slope(lr_first: float, lr_second: float, relative_to: str, n: floa
 def relu_hitting_step(lr_first: float, lr_second: float, relative_to: str, n: float, d: float, m: float,
                       data_seed: float, seed: float, level: float) -> float:
     """First step ``t`` with ``L_lin(t) <= level L_lin(0)``, ``L_lin(t) = 1/2 sum_k (1 - mu_k)^{2t}
-    <v_k, e_0>^2`` (infinite-width kernels, the case's own initial residual; Razborov, arXiv
-    2212.02323, kernel regime)."""
+    <v_k, e_0>^2`` (infinite-width kernels, the case's own initial residual; two-rate setting of
+    Razborov, arXiv 2212.02323, abstract; formula derived in shared/theory/dynamics.md Sec. 2.3, [D])."""
     mu, c2 = _theory(*_args(n, d, m, data_seed, seed, lr_first, lr_second, relative_to))
     if float(mu.max()) >= 2 or float(mu.min()) <= 0:
         return math.nan
@@ -91,8 +94,9 @@ def relu_theorem_bound(lr_first: float, lr_second: float, relative_to: str, n: f
 def relu_loss_curve(lr_first: float, lr_second: float, relative_to: str, n: float, d: float, m: float,
                     data_seed: float, seed: float, step: float) -> float:
     """The linearised loss curve ``L_lin(t) / L_lin(0)``, ``L_lin(t) = 1/2 sum_k (1 - mu_k)^{2t}
-    <v_k, e_0>^2`` (infinite-width kernels, the case's own initial residual; Razborov, arXiv
-    2212.02323, kernel regime): what the wide regime's measured ``L(t) / L(0)`` should follow."""
+    <v_k, e_0>^2`` (infinite-width kernels, the case's own initial residual; two-rate setting of
+    Razborov, arXiv 2212.02323, abstract; formula derived in shared/theory/dynamics.md Sec. 2.3,
+    [D]): what the wide regime's measured ``L(t) / L(0)`` should follow."""
     mu, c2 = _theory(*_args(n, d, m, data_seed, seed, lr_first, lr_second, relative_to))
     curve = (c2 * torch.exp(float(step) * 2 * torch.log((1 - mu).abs()))).sum()
     return float(curve / c2.sum())

@@ -1,5 +1,6 @@
-"""Stability edges of update rules: GD and momentum (Cohen et al. 2021, arXiv 2103.00065)
-and sharpness-aware minimisation (Long & Bartlett, arXiv 2309.12488)."""
+"""Stability edges of update rules: GD (Cohen et al. 2021, arXiv 2103.00065), heavy-ball and
+Nesterov momentum (edges derived here), Adam (Cohen et al., arXiv 2207.14484) and
+sharpness-aware minimisation (Long & Bartlett, arXiv 2309.12488)."""
 
 from __future__ import annotations
 
@@ -16,9 +17,11 @@ def gd_edge(lr: float) -> float:
     """GD edge of stability, ``2 / lr``.
 
     Full-batch GD on ``L`` multiplies the component of the error along a Hessian
-    eigenvector of curvature ``lam`` by ``1 - lr * lam``; it is stable iff ``lam < 2/lr``.
-    Cohen et al. 2021 (arXiv 2103.00065, Sec. 3, Fig. 1) observe that on neural networks
-    the sharpness ``lambda_max`` rises until it reaches ``2/lr`` and then hovers just above it.
+    eigenvector of curvature ``lam`` by ``1 - lr * lam``; for a convex quadratic
+    (``0 < lam``) it is stable iff ``lam < 2/lr`` (a negative eigenvalue diverges at any step
+    size; Cohen et al. 2021, arXiv 2103.00065, fn. 3). Cohen et al. 2021 (arXiv 2103.00065,
+    abstract and Fig. 1) observe that on neural networks the sharpness ``lambda_max`` rises
+    until it reaches ``2/lr`` and then hovers right at, or just above, it.
     """
     return 2.0 / lr
 
@@ -29,8 +32,9 @@ def heavy_ball_edge(lr: float, momentum: float) -> float:
 
     Along an eigenvector of curvature ``lam`` the iteration ``b <- beta b + g``,
     ``w <- w - lr b`` has characteristic polynomial ``z^2 - (1 + beta - lr lam) z + beta``;
-    a root crosses ``z = -1`` when ``lr lam = 2 + 2 beta``. Cohen et al. 2021
-    (arXiv 2103.00065, appendix on momentum) report EoS at this threshold (derived here).
+    a root crosses ``z = -1`` when ``lr lam = 2 + 2 beta``. The edge is derived here;
+    Cohen et al.'s code (arXiv 2103.00065; ``--opt polyak``, torch.optim.SGD) runs this rule;
+    whether the paper reports EoS at this threshold is unverified.
     """
     return (2.0 + 2.0 * momentum) / lr
 
@@ -42,7 +46,8 @@ def nesterov_edge(lr: float, momentum: float) -> float:
     With ``b <- beta b + g``, ``w <- w - lr (g + beta b)`` the characteristic polynomial along
     an eigenvector is ``z^2 - (1 - lr lam)(1 + beta) z + (1 - lr lam) beta``; at ``z = -1`` it
     gives ``1 + (1 - lr lam)(1 + 2 beta) = 0``, i.e. ``lam = (2 + 2 beta)/(lr (1 + 2 beta))``
-    (Cohen et al. 2021, arXiv 2103.00065, appendix on momentum; derived here).
+    (derived here; Cohen et al.'s code, arXiv 2103.00065, runs this rule as ``--opt nesterov``,
+    torch.optim.SGD with ``nesterov=True``; whether the paper reports EoS at it is unverified).
     """
     return (2.0 + 2.0 * momentum) / (lr * (1.0 + 2.0 * momentum))
 
@@ -56,8 +61,10 @@ def adam_edge(lr: float, betas: list) -> float:
     eigenvector of ``P^{-1} H`` with eigenvalue ``lam`` the characteristic polynomial is
     ``z^2 - (1 + beta1 - lr (1 - beta1) lam) z + beta1``; a root crosses ``z = -1`` when
     ``lr (1 - beta1) lam = 2 + 2 beta1``: the heavy-ball edge with step ``lr (1 - beta1)``. Cohen et
-    al., "Adaptive Gradient Methods at the Edge of Stability" (arXiv 2207.14484) observe that under
-    full-batch Adam ``lambda_1(P^{-1} H)`` rises to this threshold and equilibrates there.
+    al., "Adaptive Gradient Methods at the Edge of Stability" (arXiv 2207.14484, abstract and
+    Fig. 1) observe that under full-batch Adam ``lambda_1(P^{-1} H)`` equilibrates at this threshold
+    (38/lr at beta1 = 0.9, stated in the abstract); the general-beta1 form is derived here, and the
+    paper's equation number was not checked against the full text.
     """
     beta1 = float(betas[0])
     return (2.0 + 2.0 * beta1) / ((1.0 - beta1) * lr)
@@ -68,7 +75,8 @@ def sam_edge(lr: float, rho: float, grad_norm: float) -> float:
     """SAM edge of stability, ``SE = (||g|| / (2 rho)) (sqrt(1 + 8 rho / (lr ||g||)) - 1)``.
 
     Long & Bartlett, "Sharpness-Aware Minimization and the Edge of Stability", arXiv
-    2309.12488 (formula verbatim in google-deepmind/sam_edge ``sam_edge.py``). Derivation: on
+    2309.12488 (formula verbatim in google-deepmind/sam_edge ``sam_edge.py``). Derivation as
+    reconstructed here (the paper's own derivation not read): on
     ``L = 1/2 (w - w*)^T H (w - w*)`` normalised SAM evaluates the gradient at
     ``w + rho g/||g||``, which is ``g + (rho/||g||) H g``; treating ``||g||`` as locally constant,
     the error along an eigenvector of curvature ``lam`` is multiplied by
@@ -106,6 +114,7 @@ def sam_orbit_grad_norm(lr: float, rho: float, lambda_max: float) -> float:
     ``|x| = lr rho lam / (2 - lr lam)``, so ``||g|| = lam |x|``. Substituted into
     :func:`sam_edge` it gives ``SE = lam`` exactly: the orbit sits on the SAM edge
     (Long & Bartlett, arXiv 2309.12488; Bartlett, Long & Bousquet 2022, arXiv 2210.01513,
-    show SAM on a quadratic converges to this cycle; derived and checked in the theory note).
+    abstract: on a convex quadratic SAM converges, for most random initialisations, to a cycle
+    along the top eigenvector; its amplitude is derived here and checked in the theory note).
     """
     return lr * rho * lambda_max ** 2 / (2.0 - lr * lambda_max)
