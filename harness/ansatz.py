@@ -51,7 +51,7 @@ class FirstLayer:
 
 def first_layer(model: FlatModule, theta: Tensor) -> FirstLayer:
     """Split an ``nn.Sequential`` whose first module is ``nn.Linear``."""
-    module = getattr(model, "module", None)
+    module = model.module if isinstance(model, FlatModule) else None
     if not isinstance(module, nn.Sequential) or not isinstance(module[0], nn.Linear):
         raise UnsupportedError("the Hessian-Jacobian measures need an nn.Sequential model whose first layer is nn.Linear")
     params = model.unflatten(theta)

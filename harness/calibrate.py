@@ -20,6 +20,8 @@ in ``-perturb=optimizer.lr*1.1``); the table is also written as ``calibration.js
 
 from __future__ import annotations
 
+import dataclasses
+
 import math
 import statistics as _stats
 from dataclasses import dataclass, replace
@@ -67,7 +69,7 @@ def check_perturbation(suite: Suite, target: str) -> None:
                                    f"(its keys: {sorted(v.optimizer_table)})")
     elif kind == "problem":
         for v in variants:
-            value = getattr(v.problem, key, None)
+            value = dataclasses.asdict(v.problem).get(key) if dataclasses.is_dataclass(v.problem) else None
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise HarnessError(f"--perturb {target}: the suite's problem has no number {key!r}")
     elif kind == "prediction":

@@ -28,7 +28,7 @@ from .errors import CaseSetupError, UnsupportedError
 from .events import EventWatcher, event_step
 from .expectations import Verdict, evaluate, evaluate_sweep, failed
 from .series import prediction_series
-from .measures import Measurement, StepContext
+from .measures import Measurement, StepContext, uses_hessian_graph
 from .records import Trajectory, case_record
 from .spec import Suite
 from .optimizers import DirectionRule, in_absolute_units, init_state, roles, step_size_unit
@@ -248,7 +248,7 @@ def _simulate(case: Case, result: CaseResult, progress) -> None:
         loss0 = None
         for step in range(suite.steps + 1):
             result.error_step = step
-            hessian_due = any(getattr(spec.measure, "uses_hessian_graph", False) and spec.due(step, last, fired)
+            hessian_due = any(uses_hessian_graph(spec.measure) and spec.due(step, last, fired)
                               for spec in (*plain, *gated))
             ctx = StepContext(step, theta, problem, optimizer, state, hessian_due)
             loss = ctx.loss

@@ -10,7 +10,7 @@ cannot be trusted is recorded as NaN with the reason in ``aux``; it is never a n
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from torch import Tensor
 
@@ -21,9 +21,30 @@ from ..optimizers import Direction, DirectionRule
 from ..problems import Problem
 from ..registry import Registry
 
-__all__ = ["MEASURES", "Measurement", "StepContext"]
+__all__ = ["MEASURES", "Measurement", "StepContext", "HessianGraphUser", "MinibatchRule", "uses_hessian_graph"]
 
 MEASURES: Registry[type] = Registry("measure")
+
+
+@runtime_checkable
+class HessianGraphUser(Protocol):
+    """A measure that may reuse the step's full-batch Hessian graph: ``uses_hessian_graph`` says
+    whether this instance does (then the step's gradient comes from building that graph)."""
+
+    uses_hessian_graph: bool
+
+
+@runtime_checkable
+class MinibatchRule(Protocol):
+    """An update rule that declares whether it uses the full-batch gradient (``full_batch``); one
+    that does not (``scaled_sgd``) never pays for it when only the loss is recorded."""
+
+    full_batch: bool
+
+
+def uses_hessian_graph(measure: Any) -> bool:
+    """Whether ``measure`` reuses the step's Hessian graph (:class:`HessianGraphUser`)."""
+    return isinstance(measure, HessianGraphUser) and bool(measure.uses_hessian_graph)
 
 
 @dataclass(frozen=True)
@@ -78,7 +99,7 @@ class StepContext:
     @property
     def loss(self) -> float:
         """``L(theta)``; for a minibatch rule (``full_batch = False``) a forward pass only."""
-        if self._vg is None and not getattr(self.optimizer, "full_batch", True):
+        if self._vg is None and isinstance(self.optimizer, MinibatchRule) and not self.optimizer.full_batch:
             if not hasattr(self, "_value"):
                 self._value = float(self.problem.objective.value(self.theta))
             return self._value
