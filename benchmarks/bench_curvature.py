@@ -182,7 +182,7 @@ class PairedRatios(_Reference):
 
 
 class Flops:
-    """Counted cost (:mod:`harness.cost`): FLOPs of the products and convolutions of a kernel
+    """Counted cost (:mod:`harness.kernels.cost`): FLOPs of the products and convolutions of a kernel
     over one full-batch gradient's. Exact and the same on every machine, so a kernel that starts
     doing more arithmetic moves these rows with no timing noise; timing ratios below these
     counts come from the gradient's elementwise work, which is not counted."""

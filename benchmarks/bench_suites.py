@@ -8,8 +8,8 @@ import torch
 
 from harness import expand, load_suite, run_case
 from harness.measures import StepContext
-from harness.optimizers import in_absolute_units, init_state, step_size_unit
-from harness.suite import update_rule
+from harness.training.optimizers import in_absolute_units, init_state, step_size_unit
+from harness.spec.reader import update_rule
 
 SUITES = Path(__file__).resolve().parent.parent / "suites"
 IDS = sorted(p.stem for p in SUITES.glob("*.toml"))

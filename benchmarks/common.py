@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from harness import FlatModule, Objective
-from harness.losses import mse
+from harness.kernels.losses import mse
 
 N_SAMPLES = 2000
 REPEAT = 5  # timed repetitions of a ratio benchmark (the CI quick check sets 1)

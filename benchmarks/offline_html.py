@@ -17,7 +17,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from harness.records import write_bytes_replacing
+from harness.output.records import write_bytes_replacing
 
 VENDOR = Path(__file__).resolve().parent / "asv_vendor"
 # CDN file name (the last path component of the address) -> vendored file

@@ -6,7 +6,7 @@ kernels on the two reference models of ``benchmarks/common.py``, one CPU thread,
 same data and criterion (curvlinops gets ``MSELoss(reduction="sum")``, whose Hessian is ``2n``
 times ours; its eigenvalue is divided by ``2n``). Each row: time as a multiple of one full-batch
 gradient measured in the same process, its counted FLOPs (products and convolutions,
-:mod:`harness.cost`) as a multiple of the gradient's, Hessian-vector products used, the error
+:mod:`harness.kernels.cost`) as a multiple of the gradient's, Hessian-vector products used, the error
 of the eigenvalue against a float64 Lanczos reference (residual 1e-9), and the relative Ritz
 residual ``||H y - lam y|| / lam`` of the returned pair, recomputed with this package's HVP.
 
@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from harness import count_flops, hessian_operator, lanczos, top_eigenpairs
-from harness.losses import mse
+from harness.kernels.losses import mse
 
 from .common import reference_problem
 

@@ -4,47 +4,48 @@ The public surface, grouped by what it holds; see README.md and docs/ for the su
 and the result-record schema.
 """
 
-# objective and curvature kernels
-from .objective import FlatModule, Objective
-from .operators import LinearOperator
-from .curvature import (HVP_STRATEGIES, gauss_newton_operator, hessian_operator, hvp, input_jacobians,
-                        param_jvp, param_vjp)
-from .spectrum import EigResult, block_lanczos, lanczos
-from .sharpness import top_eigenpairs
-from .cost import count_flops, flops_in_gradients
+import importlib.abc
+import importlib.util
+import sys
 
-# update rules and predictions
-from .optimizers import GD, OPTIMIZERS, SAM, HeavyBall, Nesterov, SAMUnnormalized, ScaledSGD, TorchOptim, TwoRateGD
+# layer 1, kernels: objective and curvature
+from .kernels.objective import FlatModule, Objective
+from .kernels.operators import LinearOperator
+from .kernels.curvature import (HVP_STRATEGIES, gauss_newton_operator, hessian_operator, hvp, input_jacobians,
+                                param_jvp, param_vjp)
+from .kernels.spectrum import EigResult, block_lanczos, lanczos
+from .kernels.sharpness import top_eigenpairs
+from .kernels.cost import count_flops, flops_in_gradients
+from .kernels.ansatz import chain_rule_error, mean_sq_jacobian_norm, trace_inequality_ratio
+from .kernels.losses import LOSSES
+
+# layer 2, what is trained and how: problems, update rules, measures, predictions
+from .training.problems import PROBLEMS, ModuleProblem, Problem
+from .training.data import DATASETS
+from .training.optimizers import (GD, OPTIMIZERS, SAM, DirectionRule, HeavyBall, Nesterov, ProblemRule,
+                                  SAMUnnormalized, ScaledSGD, TorchOptim, TwoRateGD)
+from .measures import MEASURES, Measurement, StepContext
 from .predictions import (PREDICTIONS, gauss_newton_top, gd_edge, heavy_ball_edge, nesterov_edge, sam_edge,
                           sam_orbit_grad_norm, sam_unnormalized_edge)
-
-# problems and measures
-from .ansatz import chain_rule_error, mean_sq_jacobian_norm, trace_inequality_ratio
-from .problems import PROBLEMS, ModuleProblem, Problem
-from .measures import MEASURES, Measurement, StepContext
-from .losses import LOSSES
-from .data import DATASETS
 
 # what user code must provide to be named in a suite, and plugin loading
 from . import protocols
 from .registry import load_plugins
 
-# suites, runs and records
+# layer 3, the suite spec; layer 4, runs; layer 5, records and comparisons
 from .errors import HarnessError, MeasurementError, SuiteError
-from .spec import Suite
-from .suite import load_suite
-from .runner import Case, CaseResult, evaluate_sweeps, expand, run_case
-from .expectations import Verdict
-from .records import RECORD_SCHEMA, read_records
-
-# reports and comparisons across runs
-from .compare import compare
+from .spec.types import Suite
+from .spec.reader import load_suite
+from .run.runner import Case, CaseResult, evaluate_sweeps, expand, run_case
+from .run.expectations import Verdict
+from .output.records import RECORD_SCHEMA, read_records
+from .output.compare import compare
 
 
 def __getattr__(name: str):
     """``build_report`` is imported on first use (it pulls in matplotlib)."""
     if name == "build_report":
-        from .report import build_report
+        from .output.report import build_report
 
         return build_report
     raise AttributeError(f"module 'harness' has no attribute {name!r}")
@@ -59,6 +60,7 @@ __all__ = [
     "block_lanczos", "top_eigenpairs", "count_flops", "flops_in_gradients",
     # update rules and predictions
     "OPTIMIZERS", "GD", "HeavyBall", "Nesterov", "SAM", "SAMUnnormalized", "TwoRateGD", "ScaledSGD", "TorchOptim",
+    "ProblemRule", "DirectionRule",
     "PREDICTIONS", "gd_edge", "heavy_ball_edge", "nesterov_edge", "sam_edge", "sam_unnormalized_edge",
     "sam_orbit_grad_norm", "gauss_newton_top",
     # problems and measures
@@ -72,3 +74,36 @@ __all__ = [
     # reports and comparisons across runs
     "build_report", "compare",
 ]
+
+
+# Module paths before the layers became subpackages (``harness.curvature`` is now
+# ``harness.kernels.curvature``): imported under the old name, a module is the new one, so code
+# written against them keeps working. New code uses the new paths.
+_MOVED = {
+    **{m: f"kernels.{m}" for m in ("objective", "operators", "curvature", "spectrum", "sharpness", "cost", "ansatz",
+                                   "homogeneous", "rank", "relu_kernels", "losses")},
+    **{m: f"training.{m}" for m in ("problems", "data", "optimizers")},
+    **{m: f"spec.{m}" for m in ("checks", "expansion", "statistics")}, "suite": "spec.reader",
+    **{m: f"run.{m}" for m in ("runner", "events", "series", "expectations", "parallel", "calibrate", "environment")},
+    **{m: f"output.{m}" for m in ("records", "report", "figures", "compare", "tables")},
+}
+
+
+class _MovedModules(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Finds ``harness.<old name>`` and answers with the module at its new path."""
+
+    def find_spec(self, name, path=None, target=None):
+        prefix, _, old = name.partition(".")
+        if prefix == __name__ and old in _MOVED:
+            return importlib.util.spec_from_loader(name, self)
+        return None
+
+    def create_module(self, spec):
+        return importlib.import_module(f"{__name__}.{_MOVED[spec.name.partition('.')[2]]}")
+
+    def exec_module(self, module):
+        pass  # already executed under its new name
+
+
+if not any(isinstance(f, _MovedModules) for f in sys.meta_path):
+    sys.meta_path.append(_MovedModules())

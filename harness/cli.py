@@ -17,14 +17,14 @@ from pathlib import Path
 import torch
 
 from .errors import HarnessError
-from .parallel import ParallelProgress, interrupt_on_signals, parse_jobs, parse_shard, run_parallel, select_shard, units
+from .run.parallel import ParallelProgress, interrupt_on_signals, parse_jobs, parse_shard, run_parallel, select_shard, units
 from .registry import load_plugins
-from .records import (case_record, new_run_id, record_path, summary_record, sweep_record, writable_file, writable_folder,
+from .output.records import (calibration_record, case_record, new_run_id, record_path, summary_record, sweep_record, writable_file, writable_folder,
                       write_bytes_replacing, write_json_atomic)
-from .runner import CaseResult, cuda_available, default_device, evaluate_sweeps, expand, run_case
-from .spec import Suite
-from .suite import check_unique_ids, load_suite
-from .tables import SUMMARY_HEADER, format_table, summary_rows
+from .run.runner import CaseResult, cuda_available, default_device, evaluate_sweeps, expand, run_case
+from .spec.types import Suite
+from .spec.reader import check_unique_ids, load_suite
+from .output.tables import SUMMARY_HEADER, format_table, summary_rows
 
 __all__ = ["main", "find_suites", "load_suites"]
 
@@ -104,7 +104,7 @@ def _run(args: argparse.Namespace) -> int:
     if not cases:
         raise HarnessError(f"no cases: none of the suites declares device(s) {devices}")
     selected = len(cases)
-    if args.shard:  # a stable subset, sweep groups whole (harness/parallel.py)
+    if args.shard:  # a stable subset, sweep groups whole (harness/run/parallel.py)
         cases = [cases[i] for i in select_shard(cases, *args.shard)]
     out = writable_folder(args.out, "--out")  # before any training
     if args.threads:
@@ -159,7 +159,8 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _calibrate(args: argparse.Namespace) -> int:
-    from .calibrate import check_perturbation, extra_seeds, format_calibration, parse_perturbation, plan, summarize
+    from .output.tables import format_calibration
+    from .run.calibrate import check_perturbation, extra_seeds, parse_perturbation, plan, summarize
 
     suites = load_suites([args.suite])
     if len(suites) != 1:
@@ -183,7 +184,7 @@ def _calibrate(args: argparse.Namespace) -> int:
         results.append(result)
         write_json_atomic(record_path(out, run_id, case.suite.id, case.id), case_record(result, run_id))
     progress.done()
-    record = summarize(suite, results)
+    record = calibration_record(summarize(suite, results))
     record["run_id"] = run_id
     write_json_atomic(out / run_id / suite.id / "calibration.json", record)
     print(format_calibration(record))
@@ -205,7 +206,7 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from .report import build_report, default_results  # matplotlib is only imported when a report is made
+    from .output.report import build_report, default_results  # matplotlib is only imported when a report is made
 
     paths = args.results or [default_results()]
     report = build_report(paths, args.out)
@@ -215,7 +216,7 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from .compare import compare, format_markdown, format_text
+    from .output.compare import compare, format_markdown, format_text
 
     if args.markdown:
         writable_file(args.markdown, "--markdown")
@@ -342,7 +343,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{frame.lineno}; a bug in theory-harness, please report it with the input that caused it)",
               file=sys.stderr)
         return 2
-    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM during a run (harness.parallel.Interrupted)
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM during a run (harness.run.parallel.Interrupted)
         signum = getattr(exc, "signum", 2)
         what = "interrupted" if signum == 2 else f"stopped by {_signal_name(signum)}"
         print(f"theory-harness: {what}; records written so far are complete (any worker processes were stopped)",

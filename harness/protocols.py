@@ -39,7 +39,7 @@ loss              ``[problem] loss``                          :class:`Loss`: ``(
 
 Registering a kind under a short name instead: decorate it with the registry's ``register``
 (``harness.PROBLEMS``, ``OPTIMIZERS``, ``MEASURES``, ``PREDICTIONS``, ``LOSSES``,
-``harness.data.DATASETS``; statistics: ``harness.statistics.STATISTICS[name] = (fn, min_points)``)
+``harness.training.data.DATASETS``; statistics: ``harness.spec.statistics.STATISTICS[name] = (fn, min_points)``)
 in a module loaded as a plugin (:func:`harness.registry.load_plugins`).
 """
 
@@ -63,7 +63,7 @@ class ProblemKind(Protocol):
     """A problem kind: a (frozen) dataclass whose fields are the keys of the suite's ``[problem]``
     table (types and defaults checked by :func:`harness.options.build`), and
 
-    ``build(seed, dtype, device) -> harness.problems.Problem``: the objective (model, loss, data
+    ``build(seed, dtype, device) -> harness.training.problems.Problem``: the objective (model, loss, data
     on ``device`` in ``dtype``), the initial parameters ``theta0`` (a flat vector; initialise
     on the CPU from ``seed``, then cast and move), and facts about them.
 
@@ -85,10 +85,10 @@ class UpdateRule(Protocol):
       gradient the step's measures share.
 
     A rule whose state depends on the problem (parameter groups, layer widths, the model's own
-    parameters) subclasses :class:`harness.optimizers.ProblemRule`: its ``init(theta, problem)``
+    parameters) subclasses :class:`harness.training.optimizers.ProblemRule`: its ``init(theta, problem)``
     puts what it needs from the problem into the state; the rule itself is never changed.
     Optional: ``full_batch = False`` for a rule that never uses the full-batch gradient.
-    Predictions bind the rule's fields by name (:func:`harness.optimizers.roles`). A
+    Predictions bind the rule's fields by name (:func:`harness.training.optimizers.roles`). A
     ``torch.optim.Optimizer`` needs none of this: name it in ``kind = "torch_optim"``.
     """
 
@@ -216,7 +216,7 @@ def _optimizer(obj: Any) -> list[str]:
     if isinstance(obj, type) and issubclass(obj, torch.optim.Optimizer):
         return ["a torch.optim.Optimizer is not an update rule on the flat parameters: use [optimizer] "
                 f"kind = \"torch_optim\", class = \"{obj.__module__}:{obj.__qualname__}\""]
-    from .optimizers import ProblemRule
+    from .training.optimizers import ProblemRule
 
     init_args = 2 if isinstance(obj, type) and issubclass(obj, ProblemRule) else 1
     return _dataclass(obj, "optimizer") + _methods(obj, {"init": init_args, "step": 3})

@@ -32,10 +32,10 @@ import torch
 
 from .errors import HarnessError
 from .registry import load_plugins
-from .records import case_record, new_run_id, record_path, sweep_record, write_json_atomic
-from .runner import Case, CaseResult, cuda_available, evaluate_sweeps, expand, group_key, run_case
-from .suite import check_unique_ids, load_suite
-from .tables import failure_table
+from .output.records import case_record, new_run_id, record_path, sweep_record, write_json_atomic
+from .run.runner import Case, CaseResult, cuda_available, evaluate_sweeps, expand, group_key, run_case
+from .spec.reader import check_unique_ids, load_suite
+from .output.tables import failure_table
 
 # pytest finds the hooks (pytest_*) by name; these are what other code may import
 __all__ = ["SuiteFile", "CaseItem", "SweepItem", "SuiteGroups", "suite_items", "xdist_groups", "looks_like_suite",

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from harness import FlatModule, Objective
-from harness.losses import mse
+from harness.kernels.losses import mse
 
 DEVICES = ["cpu", pytest.param("cuda", marks=[pytest.mark.cuda, pytest.mark.skipif(
     not torch.cuda.is_available(), reason="CUDA is not available on this machine")])]

@@ -3,7 +3,7 @@ import torch
 from torch.func import jacrev
 
 from conftest import tiny_problem
-from harness.ansatz import chain_rule_error, first_layer, mean_sq_jacobian_norm, trace_inequality_ratio
+from harness.kernels.ansatz import chain_rule_error, first_layer, mean_sq_jacobian_norm, trace_inequality_ratio
 
 
 @pytest.fixture(params=[0, 1])
@@ -28,7 +28,7 @@ def test_jacobian_norm_matches_per_sample_jacrev(problem):
 def test_chain_rule_holds_and_its_error_detects_a_stale_weight(problem, monkeypatch):
     import dataclasses
 
-    import harness.ansatz as ansatz
+    import harness.kernels.ansatz as ansatz
 
     obj, theta = problem
     assert chain_rule_error(obj.model, theta, obj.inputs) < 1e-12
@@ -56,8 +56,8 @@ def test_trace_inequality_against_dense_first_layer_gauss_newton(problem):
 
 
 def test_forward_mode_jacobians_equal_the_reverse_mode_ones(problem):
-    from harness.ansatz import forward_input_jacobians
-    from harness.curvature import input_jacobians
+    from harness.kernels.ansatz import forward_input_jacobians
+    from harness.kernels.curvature import input_jacobians
 
     obj, theta = problem
     fwd = forward_input_jacobians(obj.model, theta, obj.inputs)
@@ -69,7 +69,7 @@ def test_forward_mode_jacobians_equal_the_reverse_mode_ones(problem):
 def test_chain_rule_error_sees_a_fault_in_the_reverse_mode_jacobians(problem, monkeypatch):
     """Both sides of H1 once went through input_jacobians, so a fault there cancelled; the left
     side is now forward mode, so a scaled reverse-mode Jacobian shows."""
-    import harness.ansatz as ansatz
+    import harness.kernels.ansatz as ansatz
 
     obj, theta = problem
     real = ansatz.input_jacobians

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from harness import HarnessError, load_suite
-from harness.calibrate import check_perturbation, extra_seeds, parse_perturbation, plan
+from harness.run.calibrate import check_perturbation, extra_seeds, parse_perturbation, plan
 from harness.cli import main
 
 from suite_text import VALID, write

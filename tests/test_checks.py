@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from harness.checks import CHECKS, Approx, Ge, Gt, Interval, Le, Lt, Reaches, Target
+from harness.spec.checks import CHECKS, Approx, Ge, Gt, Interval, Le, Lt, Reaches, Target
 from harness.errors import SuiteError
 
 const = lambda t: t.value  # noqa: E731  (resolves constant targets only)

@@ -3,7 +3,7 @@
 import pytest
 
 from harness.cli import main
-from harness.compare import compare
+from harness.output.compare import compare
 from harness.predictions import PREDICTIONS
 
 from suite_text import SWEEP, VALID, write

@@ -8,9 +8,9 @@ from torch import nn
 
 from harness import GD, FlatModule, Objective, hessian_operator
 from harness.measures import LambdaMax, StepContext
-from harness.problems import Problem
-from harness.cost import count_flops, flops_in_gradients
-from harness.losses import mse
+from harness.training.problems import Problem
+from harness.kernels.cost import count_flops, flops_in_gradients
+from harness.kernels.losses import mse
 
 WIDTHS = (5, 7, 6, 3)
 N = 11
@@ -31,7 +31,7 @@ def _mlp(chunk_size=None, n=N):
 
 
 def _pearlmutter(n=N):
-    """``(gradient, hvp)`` FLOPs of the module docstring of :mod:`harness.cost`."""
+    """``(gradient, hvp)`` FLOPs of the module docstring of :mod:`harness.kernels.cost`."""
     p = [a * b for a, b in zip(WIDTHS[:-1], WIDTHS[1:])]
     s = sum(p[1:])
     return 2 * n * (2 * p[0] + 3 * s), 2 * n * (2 * p[0] + 6 * s)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.environment import git_commit
+from harness.run.environment import git_commit
 
 pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
 
@@ -80,7 +80,7 @@ def test_the_commit_of_a_checkout_and_whether_it_is_dirty(repo):
 
 
 def test_packed_refs_detached_head_and_linked_worktrees_are_read(repo, tmp_path, monkeypatch):
-    import harness.environment as environment
+    import harness.run.environment as environment
 
     head = _git(repo, "rev-parse", "HEAD")
     real = environment._git
@@ -130,7 +130,7 @@ def test_the_markers_would_be_created_by_a_plain_git_status(repo, hostile):
 
 
 def test_without_git_the_commit_is_still_read_and_dirty_is_unknown(repo, monkeypatch):
-    import harness.environment as environment
+    import harness.run.environment as environment
 
     head = _git(repo, "rev-parse", "HEAD")
 

@@ -1,13 +1,14 @@
-"""The suite format's shorthand (harness/expansion.py): [sweep] axes over any section, [[sweep]]
+"""The suite format's shorthand (harness/spec/expansion.py): [sweep] axes over any section, [[sweep]]
 blocks, for_each templates, the old form's deprecation, and compare's renamed cases."""
 
 import pytest
 
 from harness import SuiteError, expand, load_suite, run_case
 from harness.cli import main
-from harness.compare import compare
-from harness.expansion import substitute
-from harness.suite import update_rule
+from harness.output.compare import compare
+from harness.spec.expansion import substitute
+from harness.spec.reader import update_rule
+from harness.output.records import case_record
 
 from suite_text import VALID, write
 
@@ -35,7 +36,7 @@ def test_axes_over_problem_and_run_make_variants(tmp_path):
         [(60, [4.0, 1.0], 0.1), (80, [8.0, 1.0], 0.2)]
     r = run_case(cases[2])  # the variant trains: 80 steps on the second spectrum
     assert r.last_step == 80 and r.trajectories["lambda_max"]["values"][0] == pytest.approx(8.0)
-    assert r.record("x")["case"]["params"] == {"eigenvalues": [8.0, 1.0], "lr": 0.2, "steps": 80}
+    assert case_record(r, "x")["case"]["params"] == {"eigenvalues": [8.0, 1.0], "lr": 0.2, "steps": 80}
 
 
 def test_blocks_and_a_swept_kind_substituted_in_a_prediction(tmp_path):

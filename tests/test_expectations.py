@@ -3,9 +3,9 @@ import dataclasses
 import pytest
 
 from harness import load_suite
-from harness.events import event_step
-from harness.expectations import evaluate
-from harness.spec import Window
+from harness.run.events import event_step
+from harness.run.expectations import evaluate
+from harness.spec.types import Window
 from suite_text import VALID, write
 
 

@@ -1,5 +1,5 @@
 """The deep-matrix-factorisation problem, rank measures and predictions (mirrors
-harness/problems.py, harness/rank.py and harness/predictions/factorization.py)."""
+harness/training/problems.py, harness/kernels/rank.py and harness/predictions/factorization.py)."""
 
 import math
 
@@ -9,8 +9,8 @@ import torch
 from scipy.integrate import quad
 
 from harness.predictions import PREDICTIONS
-from harness.problems import DeepMatrixFactorization
-from harness.rank import effective_rank, entropy_rank
+from harness.training.problems import DeepMatrixFactorization
+from harness.kernels.rank import effective_rank, entropy_rank
 
 SPECTRUM = [10.0, 4.0, 1.5, 0.5]
 

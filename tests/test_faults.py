@@ -14,7 +14,7 @@ import harness.measures as measures
 import harness.measures.curvature as curvature_measures
 import harness.measures.matrix as matrix_measures
 from harness import GD, expand, load_suite, run_case
-from harness.operators import LinearOperator
+from harness.kernels.operators import LinearOperator
 
 SUITE = Path(__file__).parent.parent / "suites" / "eos_gd_mse.toml"
 
@@ -99,7 +99,7 @@ def test_planted_fault_turns_the_suite_red(case, monkeypatch, fault):
 
 from harness import SAM  # noqa: E402
 from harness.predictions import PREDICTIONS  # noqa: E402
-from harness.runner import evaluate_sweeps  # noqa: E402
+from harness.run.runner import evaluate_sweeps  # noqa: E402
 
 SUITES = Path(__file__).parent.parent / "suites"
 
@@ -158,7 +158,7 @@ def gauss_newton_normalised_twice(monkeypatch):
 
 def chain_rule_with_rescaled_weight(monkeypatch):
     # ours: the first-layer weight used by the ansatz measures off by 0.1 % (e.g. a stale copy)
-    import harness.ansatz as ansatz
+    import harness.kernels.ansatz as ansatz
     real = ansatz.first_layer
 
     def bad(model, theta):
@@ -186,8 +186,8 @@ SUITE_FAULTS = [
 
 # --- deep matrix factorisation (issue 4): the note's faults ----------------------------------
 
-from harness.losses import LOSSES  # noqa: E402
-from harness.problems import DeepMatrixFactorization  # noqa: E402
+from harness.kernels.losses import LOSSES  # noqa: E402
+from harness.training.problems import DeepMatrixFactorization  # noqa: E402
 
 
 def loss_without_its_half(monkeypatch):
@@ -209,8 +209,8 @@ def stable_rank_in_place_of_effective_rank(monkeypatch):
 
 # --- two-layer ReLU (issue 4): the note's faults ----------------------------------------------
 
-from harness.optimizers import TwoRateGD  # noqa: E402
-from harness.problems import TwoLayerReLU  # noqa: E402
+from harness.training.optimizers import TwoRateGD  # noqa: E402
+from harness.training.problems import TwoLayerReLU  # noqa: E402
 
 
 def swapped_layer_rates(monkeypatch):
@@ -230,7 +230,7 @@ def extra_inverse_sqrt_m_on_second_layer(monkeypatch):
 
 # --- beyond the edge of stability (issue 4, first slice): the note's fault -----------------------
 
-from harness.optimizers import ScaledSGD  # noqa: E402
+from harness.training.optimizers import ScaledSGD  # noqa: E402
 
 
 def depthwise_scaling_removed(monkeypatch):

@@ -1,6 +1,6 @@
 import dataclasses
 """The homogeneous MLP reading of Terjék (arXiv 2502.13110): layers, depthwise scales, the Gram
-form of c_1, Taylor coefficients and soft rank (mirrors harness/homogeneous.py), and the
+form of c_1, Taylor coefficients and soft rank (mirrors harness/kernels/homogeneous.py), and the
 seeded minibatches of scaled_sgd."""
 
 import math
@@ -8,10 +8,10 @@ import math
 import pytest
 import torch
 
-from harness.homogeneous import gram_c1, layer_forward, layer_stats, participation_ratio, taylor_coefficients
-from harness.losses import mse
-from harness.optimizers import ScaledSGD
-from harness.problems import HomogeneousMLP
+from harness.kernels.homogeneous import gram_c1, layer_forward, layer_stats, participation_ratio, taylor_coefficients
+from harness.kernels.losses import mse
+from harness.training.optimizers import ScaledSGD
+from harness.training.problems import HomogeneousMLP
 
 SMALL = HomogeneousMLP(input_dim=5, n_classes=3, depth=3, n1=2, n_samples=40, n_test=20, teacher_width=4)
 
@@ -82,7 +82,7 @@ def test_the_state_counts_steps_and_the_rule_stays_unchanged(problem):
 
 
 def test_soft_rank_variants_agree_on_extremes():
-    from harness.homogeneous import entropy_soft_rank, stable_rank
+    from harness.kernels.homogeneous import entropy_soft_rank, stable_rank
     eye = torch.eye(5, dtype=torch.float64)
     assert stable_rank(eye) == pytest.approx(5.0) and entropy_soft_rank(eye) == pytest.approx(5.0)
     one = torch.ones(5, 2, dtype=torch.float64)
@@ -108,8 +108,8 @@ def test_preconditioned_sharpness_against_a_dense_hessian(problem):
 
 def test_lr_relative_to_the_edge_at_init(problem):
     from harness import hessian_operator, lanczos
-    from harness.objective import Objective
-    from harness.optimizers import in_absolute_units, roles, step_size_unit
+    from harness.kernels.objective import Objective
+    from harness.training.optimizers import in_absolute_units, roles, step_size_unit
     rule = ScaledSGD(lr=4.0, batch_size=16, depthwise_scaling=False, lr_unit="edge_at_init")
     x, y = rule.batch(problem, 0)
     lam0 = lanczos(hessian_operator(Objective(problem.objective.model, mse, x, y), problem.theta0), tol=1e-8).top()

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-import harness.curvature as curvature
+import harness.kernels.curvature as curvature
 from harness import Objective, expand, load_suite, run_case
-from harness.spectrum import lanczos
+from harness.kernels.spectrum import lanczos
 
 SUITE = Path(__file__).parent.parent / "suites" / "curvature_kernels_dense.toml"
 _chunks = Objective.chunks
@@ -52,7 +52,7 @@ def second_ritz_value_reported(monkeypatch):
         r = lanczos(op, k=k + 1, tol=tol, max_iter=max_iter, v0=v0, which=which, seed=seed)
         return dataclasses.replace(r, eigenvalues=r.eigenvalues[1:], eigenvectors=r.eigenvectors[:, 1:],
                                    residuals=r.residuals[1:])
-    monkeypatch.setattr("harness.sharpness.lanczos", faulty)
+    monkeypatch.setattr("harness.kernels.sharpness.lanczos", faulty)
 
 
 def test_the_curvature_suite_passes_without_a_fault(case):

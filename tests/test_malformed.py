@@ -14,8 +14,8 @@ import pytest
 
 from harness import SuiteError, load_suite
 from harness.cli import main
-from harness.records import validate_record
-from harness.suite import check_unique_ids
+from harness.output.records import validate_record
+from harness.spec.reader import check_unique_ids
 from suite_text import SWEEP, VALID, write
 
 # one quick case per (lr, seed): cpu only, seed 0, the sweep expectation over lr
@@ -315,7 +315,7 @@ def test_run_out_read_only_is_exit_2_before_training(tmp_path, capsys, monkeypat
 
 def test_run_out_that_refuses_writes_is_exit_2_before_training(tmp_path, capsys, monkeypatch):
     """A folder this process cannot write in (as root a chmod does not stop writes: simulated)."""
-    import harness.records as records
+    import harness.output.records as records
 
     def refused(*a, **k):
         raise PermissionError(13, "Permission denied")

@@ -7,7 +7,7 @@ import torch
 from conftest import tiny_problem
 from harness import GD, Objective, hessian_operator
 from harness.measures import LambdaMax, StepContext
-from harness.problems import Problem
+from harness.training.problems import Problem
 
 
 def _ctx(hessian_due=False, n=40):
@@ -79,7 +79,7 @@ def test_stability_threshold_work_is_bounded(tmp_path):
 def test_lambda_max_on_an_overflowing_hessian_is_nan_with_a_reason(curvature, k):
     """The Hessian's products overflow (curvature 1e300: finite entries, squared norms beyond
     float64); the measure is NaN with the reason, never a crash, for Lanczos and block Lanczos."""
-    from harness.problems import Quadratic
+    from harness.training.problems import Quadratic
 
     problem = Quadratic(eigenvalues=[curvature, 1.0, 0.5]).build(0, torch.float64, torch.device("cpu"))
     ctx = StepContext(0, problem.theta0, problem, GD(lr=0.1))
@@ -90,7 +90,7 @@ def test_lambda_max_on_an_overflowing_hessian_is_nan_with_a_reason(curvature, k)
 def _linear_problem(loss, k):
     """f(x; W) = x W (no bias): the Hessian of 1/2 mean ||xW - y||^2 is (X^T X / n) (x) I_k, and
     for any loss of a model linear in its parameters the Hessian is the Gauss-Newton matrix."""
-    from harness.losses import LOSSES
+    from harness.kernels.losses import LOSSES
     g = torch.Generator().manual_seed(0)
     x = torch.randn(30, 4, generator=g, dtype=torch.float64)
     y = torch.randn(30, k, generator=g, dtype=torch.float64) if loss == "mse" else torch.arange(30) % k
@@ -137,7 +137,7 @@ def test_forward_jacobian_norm_equals_the_reverse_mode_measure():
 def test_adam_preconditioned_sharpness_is_the_top_eigenvalue_of_p_inverse_h():
     from harness.errors import UnsupportedError
     from harness.measures import AdamPreconditionedSharpness
-    from harness.optimizers import TorchOptim
+    from harness.training.optimizers import TorchOptim
 
     obj, theta = tiny_problem(n=40, width=8, chunk_size=15)
     problem = Problem(obj, theta)

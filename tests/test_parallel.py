@@ -20,10 +20,10 @@ import pytest
 
 from harness.cli import load_suites, main
 from harness.errors import HarnessError
-from harness.parallel import (ParallelProgress, _find, _task, parse_jobs, parse_shard, run_parallel, select_shard,
+from harness.run.parallel import (ParallelProgress, _find, _task, parse_jobs, parse_shard, run_parallel, select_shard,
                               shard_of, units)
-from harness.records import read_records, validate_record
-from harness.runner import expand, group_key
+from harness.output.records import read_records, validate_record
+from harness.run.runner import expand, group_key
 from suite_text import SWEEP, VALID, write
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -98,8 +98,8 @@ import re  # noqa: E402
 import pytest  # noqa: E402
 
 from harness.pytest_plugin import SuiteGroups, physical_gpu, worker_gpu_index, xdist_groups  # noqa: E402
-from harness.runner import expand, group_key  # noqa: E402
-from harness.suite import load_suite  # noqa: E402
+from harness.run.runner import expand, group_key  # noqa: E402
+from harness.spec.reader import load_suite  # noqa: E402
 
 
 def _workers(result, pattern: str) -> dict[str, str]:

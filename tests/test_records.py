@@ -3,7 +3,7 @@ import math
 
 import pytest
 
-from harness.records import RECORD_SCHEMA, read_records, write_json_atomic
+from harness.output.records import RECORD_SCHEMA, read_records, write_json_atomic
 
 
 def test_atomic_write_never_overwrites(tmp_path):
@@ -22,7 +22,7 @@ def test_non_finite_numbers_become_valid_json(tmp_path):
 
 
 def test_an_interrupted_write_leaves_nothing(tmp_path, monkeypatch):
-    import harness.records as records
+    import harness.output.records as records
 
     def interrupted(fd):
         raise KeyboardInterrupt

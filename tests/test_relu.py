@@ -1,6 +1,6 @@
 import dataclasses
 """The two-layer ReLU problem, its kernels, the two-rate rule and the kernel predictions
-(mirrors harness/problems.py, harness/relu_kernels.py, harness/optimizers.py and
+(mirrors harness/training/problems.py, harness/kernels/relu_kernels.py, harness/training/optimizers.py and
 harness/predictions/relu.py)."""
 
 import math
@@ -8,10 +8,10 @@ import math
 import pytest
 import torch
 
-from harness.optimizers import TwoRateGD
+from harness.training.optimizers import TwoRateGD
 from harness.predictions import PREDICTIONS
-from harness.problems import TwoLayerReLU
-from harness.relu_kernels import relu_kernels
+from harness.training.problems import TwoLayerReLU
+from harness.kernels.relu_kernels import relu_kernels
 
 
 def test_infinite_width_kernels_match_a_wide_empirical_kernel():

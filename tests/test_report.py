@@ -11,10 +11,10 @@ import pytest
 from matplotlib.image import imread
 
 from harness.cli import main
-from harness.figures import case_figure, panel_measures
-from harness.figures import _zoom_range  # noqa: PLC2701  (the zoom rule is part of what a report shows)
-from harness.records import read_records
-from harness.report import build_report
+from harness.output.figures import case_figure, panel_measures
+from harness.output.figures import _zoom_range  # noqa: PLC2701  (the zoom rule is part of what a report shows)
+from harness.output.records import read_records
+from harness.output.report import build_report
 
 from suite_text import SWEEP, VALID, write
 
@@ -145,7 +145,7 @@ def test_report_bad_input_is_a_clear_error(tmp_path, capsys, setup, expected):
 
 def test_report_is_written_atomically(results, tmp_path, monkeypatch):
     """An interrupted report leaves no half-written page (and no temporary files)."""
-    import harness.report as report_module
+    import harness.output.report as report_module
 
     def boom(*a, **k):
         raise KeyboardInterrupt

@@ -2,6 +2,7 @@ import pytest
 import torch
 
 from harness import expand, load_suite, run_case
+from harness.output.records import case_record
 from suite_text import VALID, write
 
 
@@ -26,7 +27,7 @@ def test_run_records_trajectories_and_verdicts(suite):
     assert lam["values"][0] == pytest.approx(4.0, rel=1e-8)  # the known top eigenvalue
     assert all(lam["aux"]["converged"])
     assert len(r.trajectories["loss"]["steps"]) == 61
-    rec = r.record("run-x")
+    rec = case_record(r, "run-x")
     assert rec["schema"] == "theory-harness/result/1" and rec["case"]["params"] == {"lr": 0.1}
     env = rec["environment"]
     for key in ("torch", "device_name", "dtype", "float32_matmul_precision", "cuda_matmul_allow_tf32", "git", "suite_sha256"):
@@ -46,7 +47,7 @@ def test_a_diverging_run_is_a_failure_not_a_crash(tmp_path):
 def test_a_finite_explosion_is_a_divergence_measured_at_its_last_step(tmp_path):
     """GD at lr = 1 on curvature 4 multiplies the loss by ~9 a step: after 60 steps it is ~1e57,
     finite. The run stops at the first loss above EXPLOSION_FACTOR * max(|L_0|, 1)."""
-    from harness.runner import EXPLOSION_FACTOR
+    from harness.run.runner import EXPLOSION_FACTOR
 
     s = load_suite(write(tmp_path, VALID.replace("lr = [0.1, 0.2]", "lr = 1.0")))
     r = run_case(expand(s, ["cpu"])[0])
@@ -59,7 +60,7 @@ def test_a_finite_explosion_is_a_divergence_measured_at_its_last_step(tmp_path):
     assert "exploding" in r.info["divergence"] and r.info["loss_at_divergence"] == loss["values"][-1]
     assert r.trajectories["lambda_max"]["steps"][-1] == first  # the last step is measured by every measure
     assert all(f"diverged at step {first}" in v.message and "exploding" in v.message for v in r.verdicts)
-    assert r.record("x")["diverged_at"] == first
+    assert case_record(r, "x")["diverged_at"] == first
 
 
 def test_an_expected_explosion_still_passes(tmp_path):
@@ -138,7 +139,7 @@ def test_a_crash_inside_a_case_is_reported_as_its_failure(suite, monkeypatch):
     assert r.status == "failed" and "kernel exploded" in r.error
     assert all("kernel exploded" in v.message and "at step 30" in v.message for v in r.verdicts)
     # every measurement taken before the crash is kept, in the record too
-    rec = r.record("x")
+    rec = case_record(r, "x")
     assert rec["trajectories"]["loss"]["steps"] == list(range(31))  # loss is measured before lambda_max
     assert rec["trajectories"]["lambda_max"]["steps"] == [0, 10, 20]
     assert rec["info"]["error_step"] == 30 and rec["status"] == "failed"
@@ -256,7 +257,7 @@ def test_the_reported_crash_without_the_explosion_bound_is_still_no_crash(tmp_pa
     first non-finite loss."""
     import math
 
-    import harness.runner as runner
+    import harness.run.runner as runner
 
     monkeypatch.setattr(runner, "EXPLOSION_FACTOR", math.inf)
     r = run_case(expand(load_suite(write(tmp_path, HEAVY_BALL_PAST_ITS_EDGE)))[0])
@@ -271,7 +272,7 @@ def test_the_reported_crash_without_the_explosion_bound_is_still_no_crash(tmp_pa
 def test_run_steps_are_bounded(tmp_path, capsys):
     from harness import SuiteError
     from harness.cli import main
-    from harness.suite import MAX_RUN_STEPS
+    from harness.spec.reader import MAX_RUN_STEPS
 
     for steps in (MAX_RUN_STEPS + 1, 10 ** 12):
         path = write(tmp_path, VALID.replace("steps = 60", f"steps = {steps}"), f"s{steps}.toml")
@@ -285,7 +286,7 @@ def test_run_steps_are_bounded(tmp_path, capsys):
 
 def test_recorded_points_are_bounded_per_case(tmp_path):
     from harness import SuiteError
-    from harness.suite import MAX_RECORDED_POINTS, MAX_RUN_STEPS
+    from harness.spec.reader import MAX_RECORDED_POINTS, MAX_RUN_STEPS
 
     dense = VALID.replace("steps = 60", f"steps = {MAX_RUN_STEPS}").replace("within = 60", "within = 100")
     with pytest.raises(SuiteError) as err:  # loss every step: 1,000,001 points
@@ -300,8 +301,8 @@ def test_recorded_points_are_bounded_per_case(tmp_path):
 def test_recorded_points_counts_what_the_runner_records():
     import random
 
-    from harness.spec import MeasureSpec
-    from harness.suite import recorded_points
+    from harness.spec.types import MeasureSpec
+    from harness.spec.reader import recorded_points
 
     rng = random.Random(0)
     for _ in range(2000):

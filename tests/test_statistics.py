@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from harness.statistics import Statistic, StatisticError, parse_statistic
+from harness.spec.statistics import Statistic, StatisticError, parse_statistic
 
 
 def test_named_and_parametrised_statistics():

@@ -5,7 +5,7 @@ import pytest
 import harness.measures as measures
 from harness import expand, load_suite, run_case
 from harness.cli import main
-from harness.tables import SUMMARY_HEADER, case_reason, summary_rows
+from harness.output.tables import SUMMARY_HEADER, case_reason, summary_rows
 from suite_text import VALID, write
 
 ONE_CASE = VALID.replace("lr = [0.1, 0.2]", "lr = 0.1").replace("seeds = [0, 1]", "seeds = [0]") \

@@ -22,9 +22,9 @@ import harness
 from harness import PREDICTIONS, SuiteError, load_suite
 from harness.cli import main
 from harness.measures import StepContext
-from harness.optimizers import HeavyBall, TorchOptim
-from harness.problems import ModuleProblem
-from harness.runner import expand, run_case
+from harness.training.optimizers import HeavyBall, TorchOptim
+from harness.training.problems import ModuleProblem
+from harness.run.runner import expand, run_case
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "toy_user_pkg"
@@ -108,9 +108,9 @@ USER_PACKAGE = {
         from dataclasses import dataclass
         import torch
         from harness.measures import Measurement
-        from harness.objective import Objective
-        from harness.problems import Problem
-        from harness.losses import mse
+        from harness.kernels.objective import Objective
+        from harness.training.problems import Problem
+        from harness.kernels.losses import mse
 
         @dataclass(frozen=True)
         class Diagonal:
@@ -446,7 +446,7 @@ def test_torch_optim_steps_the_models_own_parameters_with_its_own_state(user_pkg
 
 
 def test_measures_see_theta_t_before_the_update_and_share_its_gradient(user_pkg, tmp_path, monkeypatch):
-    from harness.objective import Objective
+    from harness.kernels.objective import Objective
     calls = []
     original = Objective.value_and_grad
     monkeypatch.setattr(Objective, "value_and_grad", lambda self, t: calls.append(1) or original(self, t))
@@ -902,7 +902,7 @@ def _review_problem(**opts) -> ModuleProblem:
 def test_ansatz_measures_on_a_model_whose_first_layer_is_frozen(review_pkg):
     """A frozen first nn.Linear is not in theta: the Hessian-Jacobian measures read it from the
     module (they raised KeyError '0.weight'), and give what they give with it trainable."""
-    from harness.ansatz import chain_rule_error, trace_inequality_ratio
+    from harness.kernels.ansatz import chain_rule_error, trace_inequality_ratio
 
     cpu = torch.device("cpu")
     frozen = _review_problem(model="models:frozen_first").build(0, torch.float64, cpu)
@@ -1004,7 +1004,7 @@ def test_torch_optim_constructor_errors_name_the_key(review_pkg, table, key, mes
 def test_a_sam_style_optimizer_gets_the_gradient_where_it_calls_the_closure(review_pkg):
     """An optimiser that moves the parameters, zeroes .grad and then calls the closure (davda54/sam)
     gets the loss and gradient there (it got theta_t's loss and no gradient: no step at all)."""
-    from harness.optimizers import SAM
+    from harness.training.optimizers import SAM
 
     lam = torch.tensor([3.0, 1.0, 0.2], dtype=torch.float64)
     rule = TorchOptim.from_table({"class": f"{REVIEW_PKG}.optim:SAM", "lr": 0.1, "rho": 0.05}, "f", "optimizer")

@@ -14,11 +14,11 @@ from typing import Any, Protocol, runtime_checkable
 
 from torch import Tensor
 
-from ..curvature import hessian_operator
+from ..kernels.curvature import hessian_operator
 from ..errors import UnsupportedError
-from ..operators import LinearOperator
-from ..optimizers import Direction, DirectionRule
-from ..problems import Problem
+from ..kernels.operators import LinearOperator
+from ..training.optimizers import Direction, DirectionRule
+from ..training.problems import Problem
 from ..registry import Registry
 
 __all__ = ["MEASURES", "Measurement", "StepContext", "HessianGraphUser", "MinibatchRule", "uses_hessian_graph"]

@@ -10,13 +10,13 @@ from typing import Any, Literal
 import torch
 from torch import Tensor
 
-from ..curvature import gauss_newton_operator, hessian_operator
+from ..kernels.curvature import gauss_newton_operator, hessian_operator
 from ..errors import UnsupportedError
-from ..objective import Objective
-from ..operators import LinearOperator
+from ..kernels.objective import Objective
+from ..kernels.operators import LinearOperator
 from ..options import positive
-from ..sharpness import top_eigenpairs
-from ..spectrum import lanczos
+from ..kernels.sharpness import top_eigenpairs
+from ..kernels.spectrum import lanczos
 from . import MEASURES, Measurement, StepContext
 
 __all__ = ["LambdaMax", "StabilityThreshold", "PreconditionedSharpness", "AdamPreconditionedSharpness"]
@@ -32,7 +32,7 @@ class LambdaMax:
     The Hessian's reused gradient graph is shared with the step's update (see
     :class:`~harness.measures.StepContext`). ``presample`` (a fraction of the examples) starts
     the first, cold measurement from the subsampled operator's eigenvectors
-    (:func:`~harness.sharpness.top_eigenpairs`).
+    (:func:`~harness.kernels.sharpness.top_eigenpairs`).
 
     Records ``aux``: relative residual (the largest of the ``k``), products used, converged, and
     for ``k > 1`` all ``k`` eigenvalues. An unconverged estimate is recorded in

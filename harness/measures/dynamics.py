@@ -9,7 +9,7 @@ from typing import Literal
 import torch
 
 from ..errors import UnsupportedError
-from ..homogeneous import (entropy_soft_rank, gram_c1, layer_forward, participation_ratio, stable_rank,
+from ..kernels.homogeneous import (entropy_soft_rank, gram_c1, layer_forward, participation_ratio, stable_rank,
                            taylor_coefficients)
 from ..options import positive
 from . import MEASURES, Measurement, StepContext
@@ -34,7 +34,7 @@ def _taylor(ctx: StepContext):
 class TaylorGramError:
     """``|c_1^Gram - c_1| / |c_1|``: the Gram form of the first Taylor coefficient of the
     minibatch loss along the update against nested forward-mode AD (exact identity;
-    :mod:`harness.homogeneous`). Records ``c_1, c_2, c_3`` and ``c_1^Gram`` in ``aux``."""
+    :mod:`harness.kernels.homogeneous`). Records ``c_1, c_2, c_3`` and ``c_1^Gram`` in ``aux``."""
 
     def __call__(self, ctx: StepContext, memory: dict) -> Measurement:
         _, stats, xis, _, (l0, c1, c2, c3) = _taylor(ctx)

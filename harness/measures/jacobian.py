@@ -9,7 +9,7 @@ from typing import Callable, ClassVar, Literal
 import torch
 from torch import Tensor
 
-from ..ansatz import chain_rule_error, mean_sq_jacobian_norm, trace_inequality_ratio
+from ..kernels.ansatz import chain_rule_error, mean_sq_jacobian_norm, trace_inequality_ratio
 from ..errors import UnsupportedError
 from ..options import positive
 from . import MEASURES, Measurement, StepContext
@@ -36,7 +36,7 @@ def _inputs(ctx: StepContext, which: str, memory: dict) -> Tensor:
 @dataclass(frozen=True)
 class _JacobianMeasure:
     """Options shared by the input-output Jacobian measures; ``quantity`` is the
-    :mod:`harness.ansatz` function ``(model, theta, inputs, method, chunk_size) -> float``."""
+    :mod:`harness.kernels.ansatz` function ``(model, theta, inputs, method, chunk_size) -> float``."""
 
     quantity: ClassVar[Callable[..., float]]
     inputs: Literal["train", "test", "random"] = "train"
@@ -63,7 +63,7 @@ class JacobianNorm(_JacobianMeasure):
 @MEASURES.register("chain_rule_error")
 @dataclass(frozen=True)
 class ChainRuleError(_JacobianMeasure):
-    """(H1) of :mod:`harness.ansatz`: worst relative error of ``D_x f = D_{z_1} f W_1``."""
+    """(H1) of :mod:`harness.kernels.ansatz`: worst relative error of ``D_x f = D_{z_1} f W_1``."""
 
     quantity = staticmethod(chain_rule_error)
 
@@ -71,6 +71,6 @@ class ChainRuleError(_JacobianMeasure):
 @MEASURES.register("jacobian_trace_ratio")
 @dataclass(frozen=True)
 class JacobianTraceRatio(_JacobianMeasure):
-    """(H3) of :mod:`harness.ansatz`: the trace inequality's ratio, at most 1."""
+    """(H3) of :mod:`harness.kernels.ansatz`: the trace inequality's ratio, at most 1."""
 
     quantity = staticmethod(trace_inequality_ratio)

@@ -10,7 +10,7 @@ from torch import Tensor
 
 from ..errors import UnsupportedError
 from ..options import positive
-from ..rank import effective_rank, entropy_rank
+from ..kernels.rank import effective_rank, entropy_rank
 from . import MEASURES, Measurement, StepContext
 
 __all__ = ["EffectiveRank", "EntropyRank", "ModeProgress", "RelativeError", "EffectiveRankGap"]

@@ -16,7 +16,7 @@ from typing import Literal
 import torch
 from torch.func import hessian, jacrev
 
-from ..ansatz import forward_input_jacobians
+from ..kernels.ansatz import forward_input_jacobians
 from ..errors import UnsupportedError
 from ..options import positive
 from . import MEASURES, Measurement, StepContext
@@ -68,7 +68,7 @@ class DenseTopEigenvalue:
 @dataclass(frozen=True)
 class ForwardJacobianNorm:
     """``J_F = (1/n) sum_i ||D_x f(x_i)||_F^2`` over the training inputs (MacDonald, Valmadre &
-    Lucey, arXiv 2305.14683), by forward mode (:func:`~harness.ansatz.forward_input_jacobians`)
+    Lucey, arXiv 2305.14683), by forward mode (:func:`~harness.kernels.ansatz.forward_input_jacobians`)
     and its own mean: the reference for ``jacobian_norm``, which walks reverse-mode chunks."""
 
     def __call__(self, ctx: StepContext, memory: dict) -> Measurement:

@@ -3,7 +3,7 @@ two-rate GD (Razborov, "Improved Convergence Guarantees for Shallow Neural Netwo
 2212.02323; the kernel regime in the form of Du et al. 2019 and Oymak & Soltanolkotabi 2020).
 
 The residual obeys ``e_{t+1} ~= (I - M) e_t``, ``M = eta_W K_W + eta_a K_a`` with the
-infinite-width kernels of :mod:`harness.relu_kernels`; with ``M = V diag(mu) V^T``,
+infinite-width kernels of :mod:`harness.kernels.relu_kernels`; with ``M = V diag(mu) V^T``,
 ``L_lin(t) = 1/2 sum_k (1 - mu_k)^{2t} <v_k, e_0>^2``. Each prediction rebuilds the case's data
 and initial residual ``e_0`` from the problem's options and the seed (derived and checked in
 shared/theory/dynamics.md Sec. 2.3-2.5, [D]; the paper's own constants and rates are [U]).
@@ -23,8 +23,8 @@ __all__ = ["relu_mu_min", "relu_loss_slope", "relu_hitting_step", "relu_theorem_
 
 @lru_cache(maxsize=64)
 def _theory(n, d, m, data_seed, seed, lr_first, lr_second, relative_to):
-    from ..problems import TwoLayerReLU
-    from ..relu_kernels import relu_kernels
+    from ..training.problems import TwoLayerReLU
+    from ..kernels.relu_kernels import relu_kernels
 
     prob = TwoLayerReLU(int(n), int(d), int(m), int(data_seed))
     x, y = prob.data()

@@ -1,4 +1,4 @@
-"""Suite files: TOML (read with ``tomllib``) into the frozen types of :mod:`harness.spec`,
+"""Suite files: TOML (read with ``tomllib``) into the frozen types of :mod:`harness.spec.types`,
 validated up front.
 
 The format is documented in ``docs/suite-format.md``. Every problem is reported as a
@@ -18,14 +18,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 from .checks import CHECKS, TOLERANCE_KEYS, Target
-from .errors import HarnessError, SuiteError
+from ..errors import HarnessError, SuiteError
 from .expansion import SweepSpec, expand_templates, point_label, read_sweep, same_value, variant
-from .measures import MEASURES
-from .optimizers import OPTIMIZERS, roles
-from .options import build, check_keys, coerce, positive
-from .predictions import PREDICTIONS, arguments
-from .problems import PROBLEMS
-from .spec import DEVICES, DTYPES, SCHEMA_VERSION, EventSpec, Expectation, MeasureSpec, Overlay, Suite, Window
+from ..measures import MEASURES
+from ..training.optimizers import OPTIMIZERS, roles
+from ..options import build, check_keys, coerce, positive
+from ..predictions import PREDICTIONS, arguments
+from ..training.problems import PROBLEMS
+from .types import DEVICES, DTYPES, SCHEMA_VERSION, EventSpec, Expectation, MeasureSpec, Overlay, Suite, Window
 from .statistics import StatisticSpecError, parse_statistic
 
 __all__ = ["load_suite", "check_unique_ids", "update_rule", "recorded_points", "MAX_RUN_STEPS",
@@ -408,7 +408,7 @@ def _target(value: Any, file: str, path: str, bindable: set[str], measures: dict
 
 def _check(t: _ToleranceTable, kind: str, file: str, path: str, bindable: set[str], measures: dict,
            default_target: Target | None, direction: str):
-    """The expectation's :class:`~harness.checks.Check` from its tolerance keys."""
+    """The expectation's :class:`~harness.spec.checks.Check` from its tolerance keys."""
     _interval(t.interval, file, f"{path}.interval")
     keys = {k: getattr(t, k) for k in TOLERANCE_KEYS}
     keys["interval"] = tuple(t.interval) if t.interval is not None else None

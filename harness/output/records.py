@@ -18,27 +18,18 @@ import os
 import secrets
 import tempfile
 from pathlib import Path
-from typing import Any, Iterable, TypedDict
+from typing import Any, Iterable
 
-from .errors import HarnessError
+from ..errors import HarnessError
 
-__all__ = ["RECORD_SCHEMA", "SWEEP_SCHEMA", "SUMMARY_SCHEMA", "Trajectory", "case_record", "sweep_record",
-           "summary_record", "new_run_id", "write_json_atomic", "write_bytes_replacing", "record_path",
+__all__ = ["RECORD_SCHEMA", "SWEEP_SCHEMA", "SUMMARY_SCHEMA", "CALIBRATION_SCHEMA", "case_record",
+           "sweep_record", "summary_record", "calibration_record", "new_run_id", "write_json_atomic", "write_bytes_replacing", "record_path",
            "read_records", "latest", "record_key", "validate_record", "writable_folder", "writable_file"]
 
 RECORD_SCHEMA = "theory-harness/result/1"
 SWEEP_SCHEMA = "theory-harness/sweep/1"
 SUMMARY_SCHEMA = "theory-harness/summary/1"
-
-
-class Trajectory(TypedDict):
-    """One measure's recorded series: the steps it was measured at, its values (NaN where the
-    measurement could not be trusted) and auxiliary columns aligned with the steps (``None``
-    where a column has no value). It is kept in memory in this form and written as it is."""
-
-    steps: list[int]
-    values: list[float]
-    aux: dict[str, list[Any]]
+CALIBRATION_SCHEMA = "theory-harness/calibration/1"
 
 
 def _suite_block(suite: Any) -> dict[str, Any]:
@@ -46,7 +37,7 @@ def _suite_block(suite: Any) -> dict[str, Any]:
 
 
 def case_record(result: Any, run_id: str) -> dict[str, Any]:
-    """The JSON record of one case (a :class:`harness.runner.CaseResult`); ``docs/result-schema.md``."""
+    """The JSON record of one case (a :class:`harness.run.runner.CaseResult`); ``docs/result-schema.md``."""
     c, s = result.case, result.case.suite
     return {
         "schema": RECORD_SCHEMA,
@@ -91,6 +82,20 @@ def summary_record(run_id: str, results: list, sweeps: list[tuple[str, str, Any]
     if shard is not None:
         summary["shard"] = shard
     return summary
+
+
+def calibration_record(cal: Any) -> dict[str, Any]:
+    """``calibration.json`` of a :class:`harness.run.calibrate.Calibration`: per expectation the
+    nominal spread and, per perturbation, failed/runs; per group the runs with any failure."""
+    return {"schema": CALIBRATION_SCHEMA,
+            "suite": {"id": cal.suite.id, "file": cal.suite.file, "sha256": cal.suite.sha256},
+            "seeds": list(cal.seeds),
+            "expectations": [{"expectation": s.expectation,
+                              "nominal": {"runs": s.runs, "failed": s.failed, "min": s.min, "median": s.median,
+                                          "max": s.max, "smallest_margin": s.smallest_margin},
+                              "perturbed": {label: {"runs": n, "failed": k} for label, (k, n) in s.perturbed.items()}}
+                             for s in cal.spreads],
+            "caught": {label: {"failed_runs": k, "runs": n} for label, (k, n) in cal.caught.items()}}
 
 
 def new_run_id() -> str:

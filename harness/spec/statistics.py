@@ -18,7 +18,7 @@ import numpy as np
 # dropped from sys.modules when the run ends and cannot be loaded again in that process
 from scipy.stats import spearmanr
 
-from .registry import suggest
+from ..registry import suggest
 
 __all__ = ["Statistic", "STATISTICS", "StatisticError", "StatisticSpecError", "parse_statistic", "spearman"]
 
@@ -175,7 +175,7 @@ def _names() -> list[str]:
 
 # a user's statistic named by import path "package.module:function", fn(values) -> float
 # (harness.protocols.WindowStatistic); plugins may also add STATISTICS[name] = (fn, min_points)
-from .registry import Registry as _Registry, is_import_path as _is_import_path, load_plugins as _load_plugins  # noqa: E402
+from ..registry import Registry as _Registry, is_import_path as _is_import_path, load_plugins as _load_plugins  # noqa: E402
 
 USER_STATISTICS = _Registry("statistic")
 

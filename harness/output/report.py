@@ -2,12 +2,12 @@
 
 The page (``DIR/index.html``) and its figures (``DIR/figures/<suite>/<case>.png``) need nothing
 but a browser: no script, no font, no style sheet or image fetched from anywhere. Sections
-follow the suites; each case has its figure (see :mod:`harness.figures`) and a caption with the
+follow the suites; each case has its figure (see :mod:`harness.output.figures`) and a caption with the
 verdict, a table of every expectation (statistic, measured, predicted, tolerance, margin,
 window) and the environment it ran in; each sweep group has its own figure. The head of the
 page counts the verdicts, lists the failures first and describes every run that contributed.
 
-A folder holding several runs reads as its newest record per case (:func:`harness.records.latest`).
+A folder holding several runs reads as its newest record per case (:func:`harness.output.records.latest`).
 Every file is written atomically; ``index.html`` is written last, so a page never links a figure
 that is not complete.
 """
@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
 
-from .errors import HarnessError
+from ..errors import HarnessError
 from .figures import case_figure, expectation_numbers, sweep_figure
 from .records import RECORD_SCHEMA, SWEEP_SCHEMA, latest, read_records, writable_folder, write_bytes_replacing
 

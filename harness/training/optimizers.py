@@ -20,9 +20,9 @@ from typing import Any, Callable, Literal
 import torch
 from torch import Tensor
 
-from .errors import SuiteError
-from .options import nonnegative, positive, unit_interval
-from .registry import Registry, resolve_dotted, suggest
+from ..errors import SuiteError
+from ..options import nonnegative, positive, unit_interval
+from ..registry import Registry, resolve_dotted, suggest
 
 __all__ = ["OPTIMIZERS", "GD", "HeavyBall", "Nesterov", "SAM", "SAMUnnormalized", "TwoRateGD", "ScaledSGD",
            "TorchOptim", "ValueAndGrad", "ProblemRule", "DirectionRule", "Direction", "init_state", "roles", "step_size_unit", "in_absolute_units",
@@ -260,7 +260,7 @@ class Direction:
 @dataclass(frozen=True)
 class ScaledSGD(DirectionRule):
     """Minibatch SGD with optional depthwise gradient scaling (Terjék, arXiv 2502.13110, in the
-    reading of :mod:`harness.homogeneous`): ``W_k <- W_k - lr xi_k G_k`` with
+    reading of :mod:`harness.kernels.homogeneous`): ``W_k <- W_k - lr xi_k G_k`` with
     ``xi_k = sqrt(n_{k-1}) / (||Delta_k||_F ||H_{k-1}||_F)`` (``depthwise_scaling = false``: ``xi_k = 1``,
     plain SGD). The batch of step ``t`` is drawn without replacement from a generator seeded by the
     case's seed and ``t``, so every case is reproducible. Needs a ``homogeneous_mlp`` problem.
@@ -281,7 +281,7 @@ class ScaledSGD(DirectionRule):
     def init(self, theta: Tensor, problem: Any) -> ScaledSGDState:
         if self.lr_unit != "absolute":
             raise ValueError(f"scaled_sgd with lr_unit = {self.lr_unit!r} must be put in absolute units first "
-                             "(harness.optimizers.in_absolute_units, as the runner does)")
+                             "(harness.training.optimizers.in_absolute_units, as the runner does)")
         if problem.widths is None or problem.seed is None:
             raise ValueError("scaled_sgd needs a problem with layer widths and a seed (homogeneous_mlp)")
         return ScaledSGDState(0, problem)
@@ -295,7 +295,7 @@ class ScaledSGD(DirectionRule):
 
     def direction(self, theta: Tensor, state: ScaledSGDState) -> Direction:
         """The update direction ``U_k = -xi_k G_k`` of step ``state.t``."""
-        from .homogeneous import layer_stats
+        from ..kernels.homogeneous import layer_stats
 
         problem = state.problem
         x, y = self.batch(problem, state.t)
@@ -313,9 +313,9 @@ class ScaledSGD(DirectionRule):
 def edge_at_init(rule: ScaledSGD, problem: Any) -> float:
     """``2 / lambda_0``: the edge of stability of the first minibatch at initialisation,
     ``lambda_0`` its top Hessian eigenvalue (Lanczos, relative residual 1e-4)."""
-    from .curvature import hessian_operator
-    from .objective import Objective
-    from .spectrum import lanczos
+    from ..kernels.curvature import hessian_operator
+    from ..kernels.objective import Objective
+    from ..kernels.spectrum import lanczos
 
     x, y = rule.batch(problem, 0)
     obj = problem.objective
@@ -479,7 +479,7 @@ class TorchOptim(ProblemRule):
     def _parameters(self, theta: Tensor, problem: Any) -> tuple[list[Tensor], Callable[[Tensor], list[Tensor]]]:
         """The tensors the optimiser steps and ``theta -> views shaped like them``: the module's
         trainable parameters when ``theta`` is this problem's parameter vector, else one tensor."""
-        from .objective import FlatModule
+        from ..kernels.objective import FlatModule
 
         model = problem.objective.model if problem is not None else None
         module = problem.module if problem is not None else None
@@ -543,7 +543,7 @@ class TorchOptim(ProblemRule):
 
 def _resolve_optimizer_class(name: str, file: str | None = None, key: str = "optimizer.class") -> Any:
     """The optimiser class (or factory) named ``"torch.optim.SGD"`` or ``"package.module:Name"``."""
-    from .protocols import lacks
+    from ..protocols import lacks
 
     try:
         obj = resolve_dotted(name)

@@ -1,5 +1,5 @@
 """Curvature kernels: Hessian- and Gauss-Newton-vector products, parameter JVP/VJP and
-per-sample input-output Jacobians, over an :class:`~harness.objective.Objective`.
+per-sample input-output Jacobians, over an :class:`~harness.kernels.objective.Objective`.
 
 Every kernel is a pure function of explicit parameters ``theta``; it runs on the device and
 in the dtype of ``theta`` and walks the data in the objective's chunks.

@@ -14,7 +14,7 @@ and a loss whose output Hessian is ``I / n`` (``mse``: ``(1/n) sum_i 1/2 ||f(x_i
 
 (H1)-(H3) are the theory note's formalisation (shared/theory/curvature.md, Sec. 4.2, [D]); the
 paper's own equations could not be retrieved. Every Jacobian here goes through
-:func:`harness.curvature.input_jacobians` (reverse mode), except the left side of (H1), which
+:func:`harness.kernels.curvature.input_jacobians` (reverse mode), except the left side of (H1), which
 comes from :func:`forward_input_jacobians` (forward mode, the whole network at once), so that
 the identity compares two independent routes rather than one autograd graph with itself.
 """
@@ -29,7 +29,7 @@ from torch import Tensor, nn
 from torch.func import functional_call, jacfwd, vmap
 
 from .curvature import input_jacobians
-from .errors import UnsupportedError
+from ..errors import UnsupportedError
 from .objective import FlatModule
 
 __all__ = ["FirstLayer", "first_layer", "forward_input_jacobians", "mean_sq_jacobian_norm", "chain_rule_error",
@@ -76,7 +76,7 @@ def _flat_jac(j: Tensor) -> Tensor:
 
 def forward_input_jacobians(model, theta: Tensor, inputs: Tensor) -> Tensor:
     """Per-example ``D_x f(x_i)`` by forward mode, ``vmap(jacfwd)`` over the examples, shape
-    ``(n, *out, *in)``: a second route to what :func:`~harness.curvature.input_jacobians`
+    ``(n, *out, *in)``: a second route to what :func:`~harness.kernels.curvature.input_jacobians`
     computes in reverse mode, for checks that must not share its code."""
     theta = theta.detach()
     return vmap(jacfwd(lambda xi: model(theta, xi.unsqueeze(0)).squeeze(0)))(inputs)

@@ -12,7 +12,7 @@ import math
 import torch
 from torch import Tensor
 
-from .registry import Registry
+from ..registry import Registry
 
 __all__ = ["DATASETS", "gaussian_teacher", "gaussian_clusters"]
 

@@ -18,7 +18,7 @@ import operator
 from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar, Mapping
 
-from .errors import SuiteError
+from ..errors import SuiteError
 
 __all__ = ["CHECKS", "Check", "Outcome", "Target", "Approx", "Interval", "Le", "Ge", "Lt", "Gt", "Reaches",
            "TOLERANCE_KEYS"]

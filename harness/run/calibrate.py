@@ -21,23 +21,48 @@ in ``-perturb=optimizer.lr*1.1``); the table is also written as ``calibration.js
 from __future__ import annotations
 
 import dataclasses
-
 import math
 import statistics as _stats
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from .errors import HarnessError
-from .predictions import PREDICTIONS
+from ..errors import HarnessError
+from ..predictions import PREDICTIONS
+from ..spec.types import Suite
 from .runner import Case, CaseResult, evaluate_sweeps, expand
-from .spec import Suite
-from .tables import fmt, format_table
 
-__all__ = ["CALIBRATION_SCHEMA", "parse_perturbation", "check_perturbation", "extra_seeds", "plan", "summarize",
-           "format_calibration"]
+__all__ = ["NOMINAL", "Calibration", "Spread", "parse_perturbation", "check_perturbation", "extra_seeds", "plan",
+           "summarize"]
 
-CALIBRATION_SCHEMA = "theory-harness/calibration/1"
 NOMINAL = "nominal"
+
+
+@dataclass(frozen=True)
+class Spread:
+    """One expectation over a calibration: its nominal runs (how many, how many failed: false
+    alarms), the statistic's min / median / max and smallest margin over them, and per
+    perturbation ``(failed, runs)`` (detections)."""
+
+    expectation: str
+    runs: int
+    failed: int
+    min: float | None
+    median: float | None
+    max: float | None
+    smallest_margin: float | None
+    perturbed: dict[str, tuple[int, int]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """A suite's calibration: the seeds it ran, a :class:`Spread` per expectation and, per group
+    (``nominal`` and each perturbation), ``(runs with a failure, runs)``. Its JSON form is
+    :func:`harness.output.records.calibration_record`."""
+
+    suite: Suite
+    seeds: list[int]
+    spreads: list[Spread]
+    caught: dict[str, tuple[int, int]]
 
 
 def parse_perturbation(text: str) -> list[tuple[str, float]]:
@@ -97,8 +122,8 @@ def _label(case: Case) -> str:
     return NOMINAL if not case.perturbation else ",".join(f"{t}*{f:g}" for t, f in case.perturbation)
 
 
-def summarize(suite: Suite, results: list[CaseResult]) -> dict[str, Any]:
-    """The calibration record: per expectation, the nominal spread and every run's outcome."""
+def summarize(suite: Suite, results: list[CaseResult]) -> Calibration:
+    """Per expectation, the nominal spread and every run's outcome."""
     groups: dict[str, list[CaseResult]] = {}
     for r in results:
         groups.setdefault(_label(r.case), []).append(r)
@@ -117,43 +142,16 @@ def summarize(suite: Suite, results: list[CaseResult]) -> dict[str, Any]:
         failed_groups = sum(not all(v.passed for v in vs) for _, vs in sweeps.values())
         caught[label] = [failed_cases + failed_groups, sum(r.skipped is None for r in members) + len(sweeps)]
     nominal = verdicts.get(NOMINAL, {})
-    rows = []
+    spreads = []
     for name in dict.fromkeys([n for g in verdicts.values() for n in g]):
         runs = nominal.get(name, [])
         values = [m for _, m, _ in runs if isinstance(m, (int, float)) and math.isfinite(m)]
         margins = [g for _, _, g in runs if isinstance(g, (int, float)) and not math.isnan(g)]
-        rows.append({
-            "expectation": name,
-            "nominal": {"runs": len(runs), "failed": sum(not p for p, _, _ in runs),
-                        "min": min(values) if values else None,
-                        "median": _stats.median(values) if values else None,
-                        "max": max(values) if values else None,
-                        "smallest_margin": min(margins) if margins else None},
-            "perturbed": {label: {"runs": len(g.get(name, [])), "failed": sum(not p for p, _, _ in g.get(name, []))}
-                          for label, g in verdicts.items() if label != NOMINAL},
-        })
-    return {"schema": CALIBRATION_SCHEMA, "suite": {"id": suite.id, "file": suite.file, "sha256": suite.sha256},
-            "seeds": sorted({r.case.seed for r in results}), "expectations": rows,
-            "caught": {label: {"failed_runs": k, "runs": n} for label, (k, n) in caught.items()}}
-
-
-def format_calibration(record: dict[str, Any]) -> str:
-    """The calibration as a table (one row per expectation) and a line per perturbation."""
-    labels = [k for k in record["caught"] if k != NOMINAL]
-    header = ["expectation", "nominal min", "median", "max", "smallest margin", "false alarms",
-              *[f"caught {k}" for k in labels]]
-    rows = []
-    for e in record["expectations"]:
-        n = e["nominal"]
-        rows.append([e["expectation"], fmt(n["min"]), fmt(n["median"]), fmt(n["max"]), fmt(n["smallest_margin"]),
-                     f"{n['failed']}/{n['runs']}",
-                     *[f"{e['perturbed'][k]['failed']}/{e['perturbed'][k]['runs']}" if k in e["perturbed"] else "-"
-                       for k in labels]])
-    lines = [format_table(header, rows), ""]
-    nom = record["caught"].get(NOMINAL, {"failed_runs": 0, "runs": 0})
-    lines.append(f"nominal: {nom['failed_runs']} of {nom['runs']} runs fail (false alarms) over seeds "
-                 f"{record['seeds']}")
-    for k in labels:
-        c = record["caught"][k]
-        lines.append(f"{k}: caught in {c['failed_runs']} of {c['runs']} runs (a run is caught when any expectation fails)")
-    return "\n".join(lines)
+        spreads.append(Spread(
+            expectation=name, runs=len(runs), failed=sum(not p for p, _, _ in runs),
+            min=min(values) if values else None, median=_stats.median(values) if values else None,
+            max=max(values) if values else None, smallest_margin=min(margins) if margins else None,
+            perturbed={label: (sum(not p for p, _, _ in g.get(name, [])), len(g.get(name, [])))
+                       for label, g in verdicts.items() if label != NOMINAL}))
+    return Calibration(suite, sorted({r.case.seed for r in results}), spreads,
+                       {label: (k, n) for label, (k, n) in caught.items()})

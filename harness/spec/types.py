@@ -1,9 +1,9 @@
 """The suite specification: frozen types for what a suite file says, with no TOML and no
-registry in them (:mod:`harness.suite` reads and validates a file into them).
+registry in them (:mod:`harness.spec.reader` reads and validates a file into them).
 
 A :class:`Suite` holds its problem's options, its update rule's table, the measures
 (:class:`MeasureSpec`, with their cadence), the events (:class:`EventSpec`), the expectations
-(:class:`Expectation`, each with its :class:`~harness.checks.Check`) and its sweep points, each
+(:class:`Expectation`, each with its :class:`~harness.spec.checks.Check`) and its sweep points, each
 point a fully validated variant of the suite (:meth:`Suite.at`).
 """
 
@@ -198,7 +198,7 @@ class Suite:
 
     def at(self, point: dict[str, Any]) -> "Suite":
         """The variant of one sweep point: its problem, optimiser, run and tables as written into
-        the file at that point (:mod:`harness.expansion`). A variant is its own only variant."""
+        the file at that point (:mod:`harness.spec.expansion`). A variant is its own only variant."""
         if not self.variants:
             return self
         return self.variants[self.sweep_points().index(dict(point))]

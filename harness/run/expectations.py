@@ -22,11 +22,11 @@ from typing import Any
 
 import numpy as np
 
-from .checks import Ge, Outcome, Target
+from ..spec.checks import Ge, Outcome, Target
 from .events import event_step
 from .series import compared_series, prediction_key, resolver, series
-from .spec import Expectation, Suite
-from .statistics import StatisticError, spearman
+from ..spec.types import Expectation, Suite
+from ..spec.statistics import StatisticError, spearman
 
 __all__ = ["Verdict", "evaluate", "failed", "evaluate_sweep", "WindowError"]
 
@@ -34,7 +34,7 @@ __all__ = ["Verdict", "evaluate", "failed", "evaluate_sweep", "WindowError"]
 @dataclass(frozen=True, kw_only=True)
 class Verdict:
     """The outcome of one expectation on one case (or one sweep group), built by keyword. Its
-    JSON form (:meth:`to_dict`) is the ``expectations`` entry of a record (:mod:`harness.records`)."""
+    JSON form (:meth:`to_dict`) is the ``expectations`` entry of a record (:mod:`harness.output.records`)."""
 
     name: str
     passed: bool

@@ -15,13 +15,13 @@ import torch
 from torch import Tensor, nn
 
 from .data import DATASETS, gaussian_clusters, gaussian_teacher
-from .errors import SuiteError
-from .losses import LOSSES
-from .objective import FlatModule, Objective
-from .homogeneous import layer_forward
-from .relu_kernels import relu_kernels
-from .options import build as build_options, nonnegative, positive
-from .registry import Registry, is_import_path, suggest
+from ..errors import SuiteError
+from ..kernels.losses import LOSSES
+from ..kernels.objective import FlatModule, Objective
+from ..kernels.homogeneous import layer_forward
+from ..kernels.relu_kernels import relu_kernels
+from ..options import build as build_options, nonnegative, positive
+from ..registry import Registry, is_import_path, suggest
 
 __all__ = ["PROBLEMS", "Problem", "MLP", "Quadratic", "DeepMatrixFactorization", "TwoLayerReLU", "HomogeneousMLP",
            "ModuleProblem", "MODELS"]
@@ -289,7 +289,7 @@ class TwoLayerReLU:
 class HomogeneousMLP:
     """Bias-free ``sqrt(2)``-ReLU MLP with ``1/sqrt(fan_in)`` multipliers and hidden widths
     ``n_1 k^r`` (``pattern``: quadratic ``r = 2``, linear ``4 n_1 k``, or ``constant_width``), in the
-    reading of Terjék, arXiv 2502.13110, documented in :mod:`harness.homogeneous`. Data: Gaussian
+    reading of Terjék, arXiv 2502.13110, documented in :mod:`harness.kernels.homogeneous`. Data: Gaussian
     inputs, labels the argmax of a seeded two-layer tanh teacher, one-hot MSE targets;
     ``n_test`` held-out examples. Parameter groups ``layer1`` ... ``layerL``.
     """
@@ -363,14 +363,14 @@ class ModuleProblem:
       measures need), cast to the suite's dtype (floating parameters and buffers) and moved to the
       case's device. Parameters with ``requires_grad = False`` are not trained, not measured (they
       are not in ``theta``) and stay as built; buffers go along with the module.
-    * ``data``: a built-in data set (``harness.data.DATASETS``: ``gaussian_teacher``,
+    * ``data``: a built-in data set (``harness.training.data.DATASETS``: ``gaussian_teacher``,
       ``gaussian_clusters``) or ``"package.module:function"``, called with ``data_args`` as keyword
       arguments inside ``fork_rng`` seeded with ``data_seed``, returning CPU tensors
       ``(x, y)`` or ``(x, y, x_test, y_test)`` (the held-out set feeds ``test_loss`` and
       ``inputs = "test"``). Floating tensors are cast to the suite's dtype; integer targets are
       class labels, kept as integers (with ``loss = "mse"`` or ``"mse_mean"`` they become one-hot
       targets as wide as the model's output, Cohen et al.'s MSE on one-hot labels).
-    * ``loss``: a name from ``harness.losses.LOSSES`` (``mse`` = (1/n) sum 1/2 ||f - y||^2,
+    * ``loss``: a name from ``harness.kernels.losses.LOSSES`` (``mse`` = (1/n) sum 1/2 ||f - y||^2,
       ``mse_mean``, ``cross_entropy``) or ``"package.module:function"``: ``loss(outputs, targets)``
       returning the **mean over the batch's examples** (the objective evaluates it in chunks).
       A user's loss is checked when the suite is loaded, on the first four examples: a finite 0-d

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from .errors import MeasurementError
+from ..errors import MeasurementError
 from .operators import LinearOperator
 
 __all__ = ["EigResult", "lanczos", "block_lanczos"]
@@ -43,7 +43,7 @@ class EigResult:
         converged: every wanted pair met ``residual <= tol * |theta|``.
         tol: the relative tolerance asked for.
         presample_matvecs: products of a cheaper operator spent on the start vector (see
-            :func:`harness.sharpness.top_eigenpairs`), not counted in ``n_matvecs``.
+            :func:`harness.kernels.sharpness.top_eigenpairs`), not counted in ``n_matvecs``.
         failure: why the run stopped without an answer (eigenvalues NaN), or "".
     """
 
@@ -97,7 +97,7 @@ def lanczos(op: LinearOperator, k: int = 1, tol: float = 1e-3, max_iter: int = 1
     """The ``k`` algebraically largest (``which="LA"``) or smallest (``"SA"``) eigenpairs.
 
     Args:
-        op: symmetric operator (e.g. :func:`~harness.curvature.hessian_operator`).
+        op: symmetric operator (e.g. :func:`~harness.kernels.curvature.hessian_operator`).
         k: how many eigenpairs; ``1 <= k <= op.dim``.
         tol: relative residual ``||A y - theta y|| / |theta|`` every pair must reach.
         max_iter: cap on operator products (capped at ``op.dim``).

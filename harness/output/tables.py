@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from .expectations import Verdict
+from ..run.calibrate import NOMINAL
+from ..run.expectations import Verdict
 
-__all__ = ["format_table", "summary_rows", "failure_table", "fmt", "case_reason"]
+__all__ = ["format_table", "summary_rows", "failure_table", "fmt", "case_reason", "format_calibration"]
 
 
 def fmt(x: float | None) -> str:
@@ -77,3 +78,25 @@ def failure_table(v: Verdict) -> str:
     if v.per_case:
         out += "\nper case:\n" + "\n".join(f"  {k}: {fmt(x)}" for k, x in v.per_case.items())
     return out
+
+
+def format_calibration(record: dict[str, Any]) -> str:
+    """The calibration as a table (one row per expectation) and a line per perturbation."""
+    labels = [k for k in record["caught"] if k != NOMINAL]
+    header = ["expectation", "nominal min", "median", "max", "smallest margin", "false alarms",
+              *[f"caught {k}" for k in labels]]
+    rows = []
+    for e in record["expectations"]:
+        n = e["nominal"]
+        rows.append([e["expectation"], fmt(n["min"]), fmt(n["median"]), fmt(n["max"]), fmt(n["smallest_margin"]),
+                     f"{n['failed']}/{n['runs']}",
+                     *[f"{e['perturbed'][k]['failed']}/{e['perturbed'][k]['runs']}" if k in e["perturbed"] else "-"
+                       for k in labels]])
+    lines = [format_table(header, rows), ""]
+    nom = record["caught"].get(NOMINAL, {"failed_runs": 0, "runs": 0})
+    lines.append(f"nominal: {nom['failed_runs']} of {nom['runs']} runs fail (false alarms) over seeds "
+                 f"{record['seeds']}")
+    for k in labels:
+        c = record["caught"][k]
+        lines.append(f"{k}: caught in {c['failed_runs']} of {c['runs']} runs (a run is caught when any expectation fails)")
+    return "\n".join(lines)

@@ -24,15 +24,14 @@ from typing import Any, Callable, Iterator
 import torch
 
 from .environment import environment
-from .errors import CaseSetupError, UnsupportedError
+from ..errors import CaseSetupError, UnsupportedError
 from .events import EventWatcher, event_step
 from .expectations import Verdict, evaluate, evaluate_sweep, failed
-from .series import prediction_series
-from .measures import Measurement, StepContext, uses_hessian_graph
-from .records import Trajectory, case_record
-from .spec import Suite
-from .optimizers import DirectionRule, in_absolute_units, init_state, roles, step_size_unit
-from .suite import update_rule
+from .series import Trajectory, prediction_series
+from ..measures import Measurement, StepContext, uses_hessian_graph
+from ..spec.types import Suite
+from ..training.optimizers import DirectionRule, in_absolute_units, init_state, roles, step_size_unit
+from ..spec.reader import update_rule
 
 __all__ = ["Case", "CaseResult", "expand", "run_case", "cuda_available", "default_device", "sweep_groups",
            "evaluate_sweeps", "group_key", "divergence", "EXPLOSION_FACTOR"]
@@ -69,7 +68,7 @@ class Case:
     point: tuple[tuple[str, Any], ...]
     seed: int
     device: str
-    # a deliberate error for calibration (harness.calibrate): ((target, factor), ...) with target
+    # a deliberate error for calibration (harness.run.calibrate): ((target, factor), ...) with target
     # "optimizer.KEY" / "problem.KEY" (the value the update rule or problem is built with, times
     # factor), "prediction.NAME" (the prediction's value, times factor) or "kernel.hessian" (every
     # Hessian-vector product, times factor). Predictions still bind the nominal values.
@@ -103,7 +102,7 @@ class Case:
 
 def expand(suite: Suite, devices: list[str] | None = None) -> list[Case]:
     """Every case of ``suite`` on ``devices`` (default: the suite's own devices); each case holds
-    the variant of its sweep point (:meth:`~harness.suite.Suite.at`)."""
+    the variant of its sweep point (:meth:`~harness.spec.reader.Suite.at`)."""
     devs = [d for d in suite.devices if devices is None or d in devices]
     return [Case(suite.at(point), tuple(point.items()), seed, dev)
             for dev in devs for point in suite.sweep_points() for seed in suite.seeds]
@@ -149,10 +148,6 @@ class CaseResult:
         if self.skipped is not None:
             return "skipped"
         return "passed" if self.passed else "failed"
-
-    def record(self, run_id: str) -> dict[str, Any]:
-        """This case's JSON record (:func:`harness.records.case_record`)."""
-        return case_record(self, run_id)
 
 
 @contextlib.contextmanager
@@ -295,7 +290,7 @@ def _perturbed(spec: Any, perturbation: tuple, section: str) -> Any:
 
 def _bindings(case: Case, rule: Any, unit: float) -> dict[str, Any]:
     """What the case's predictions bind to: :attr:`Case.bindings` with the roles
-    (:func:`harness.optimizers.roles`) of the rule that runs, in the units it runs in. Under a
+    (:func:`harness.training.optimizers.roles`) of the rule that runs, in the units it runs in. Under a
     calibration's ``optimizer.KEY`` perturbation, the roles of the *nominal* rule: the perturbed
     rule steps, the predictions keep the values the suite states."""
     if any(t.startswith("optimizer.") for t, _ in case.perturbation):
@@ -317,10 +312,10 @@ def _perturbed_optimizer(suite: Suite, perturbation: tuple) -> Any:
 def perturbed_kernels(perturbation: tuple) -> Iterator[None]:
     """``prediction.NAME`` and ``kernel.hessian`` perturbations in force for one case: the
     prediction's value, every Hessian-vector product of the curvature measures, times the factor."""
-    from . import measures
-    from .measures import curvature as curvature_measures
-    from .operators import LinearOperator
-    from .predictions import PREDICTIONS
+    from .. import measures
+    from ..measures import curvature as curvature_measures
+    from ..kernels.operators import LinearOperator
+    from ..predictions import PREDICTIONS
 
     saved_predictions, saved_hessian = {}, None
     try:

@@ -4,7 +4,7 @@ Both sides are folders of result records (for example the main branch's and a pu
 each reads as its newest record per case and sweep group. Every expectation of a case or sweep
 group found on either side is one row: the statistic measured before and after, the change
 (absolute and relative), the margin to the tolerance before and after (signed, in the
-statistic's units, positive when it holds; :mod:`harness.checks`) and a flag:
+statistic's units, positive when it holds; :mod:`harness.spec.checks`) and a flag:
 
 * ``REGRESSED``: held on BASE, fails on HEAD (the exit status is then 1);
 * ``MARGIN``: holds on both, but the margin shrank by more than ``shrink`` (a fraction of
@@ -31,7 +31,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import HarnessError
+from ..errors import HarnessError
 from .records import RECORD_SCHEMA, SWEEP_SCHEMA, latest, read_records, record_key
 from .tables import fmt, format_table
 

@@ -1,21 +1,32 @@
 """A measure's series against a prediction: the prediction evaluated at each measurement step,
-its arguments bound from an expectation's ``args``, the case's roles (:func:`harness.optimizers.roles`,
+its arguments bound from an expectation's ``args``, the case's roles (:func:`harness.training.optimizers.roles`,
 the problem's options, ``steps``, ``seed``) and the measures recorded at the same step.
 
-A trajectory is ``{"steps": [...], "values": [...], "aux": {...}}`` (:class:`harness.records.Trajectory`
+A trajectory is ``{"steps": [...], "values": [...], "aux": {...}}`` (:class:`harness.output.records.Trajectory`
 names its fields); ``trajectories`` maps a measure's name to its trajectory.
 """
 
 from __future__ import annotations
 
 import math
+from typing import Any, TypedDict
 
 import numpy as np
 
-from .checks import Target
-from .predictions import PREDICTIONS, arguments
+from ..spec.checks import Target
+from ..predictions import PREDICTIONS, arguments
 
-__all__ = ["compared_series", "predicted_value", "resolver", "prediction_key", "prediction_series", "series"]
+__all__ = ["Trajectory", "compared_series", "predicted_value", "resolver", "prediction_key", "prediction_series", "series"]
+
+
+class Trajectory(TypedDict):
+    """One measure's recorded series: the steps it was measured at, its values (NaN where the
+    measurement could not be trusted) and auxiliary columns aligned with the steps (``None``
+    where a column has no value). It is kept in memory in this form and written as it is."""
+
+    steps: list[int]
+    values: list[float]
+    aux: dict[str, list[Any]]
 
 
 def series(trajectories: dict, name: str) -> tuple[np.ndarray, np.ndarray]:

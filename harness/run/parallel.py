@@ -40,7 +40,7 @@ import threading
 import traceback
 from typing import Callable, Iterator, Sequence
 
-from .errors import HarnessError
+from ..errors import HarnessError
 from .runner import Case, CaseResult, group_key
 
 __all__ = ["units", "unit_key", "shard_of", "select_shard", "parse_shard", "parse_jobs", "run_parallel",
@@ -65,7 +65,7 @@ def units(cases: Sequence[Case]) -> list[list[int]]:
     first: dict[tuple[str, str], int] = {}  # (suite id, sweep group) -> its first case
     for i, case in enumerate(cases):
         # case.suite is the case's sweep-point variant: every variant holds the suite's sweep
-        # expectations (harness.suite checks they read the same). A case whose point lacks the
+        # expectations (harness.spec.reader checks they read the same). A case whose point lacks the
         # axis (a [[sweep]] block without it) is in no group along it (runner.sweep_groups).
         for e in case.suite.sweep_expectations:
             if e.across not in dict(case.point):
@@ -225,7 +225,7 @@ _CORE = {"suite", "point", "seed", "device"}
 
 def _task(index: int, case: Case) -> _Task:
     """What a worker needs to find ``case`` again in the suite file it loads itself: the case of
-    :func:`~harness.runner.expand` with its id (which holds the variant of its sweep point,
+    :func:`~harness.run.runner.expand` with its id (which holds the variant of its sweep point,
     ``suite.at(point)``), and any other field of the parent's case."""
     extra = tuple((f.name, getattr(case, f.name)) for f in dataclasses.fields(case) if f.name not in _CORE)
     plain = Case(case.suite, case.point, case.seed, case.device)
@@ -268,9 +268,9 @@ def _worker(number: int, threads: int, plugins: list[str], conn) -> None:
     try:
         import torch
 
-        from .registry import load_plugins
+        from ..registry import load_plugins
         from .runner import expand, run_case
-        from .suite import load_suite
+        from ..spec.reader import load_suite
 
         torch.set_num_threads(threads)
         load_plugins(plugins, entry_points=False)

@@ -31,8 +31,8 @@ import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from .errors import SuiteError
-from .options import coerce
+from ..errors import SuiteError
+from ..options import coerce
 
 __all__ = ["Axis", "SweepBlock", "SweepSpec", "read_sweep", "variant", "expand_templates", "substitute", "point_label", "same_value"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor
 
-from .registry import Registry
+from ..registry import Registry
 
 __all__ = ["LOSSES", "mse", "mse_mean", "half_sse", "cross_entropy"]
 

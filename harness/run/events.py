@@ -10,7 +10,7 @@ import math
 import numpy as np
 
 from .series import compared_series, predicted_value
-from .spec import EventSpec
+from ..spec.types import EventSpec
 
 __all__ = ["event_step", "EventWatcher"]
 
