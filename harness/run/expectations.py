@@ -103,8 +103,8 @@ def _windowed(suite: Suite, e: Expectation, trajectories: dict, hyper: dict, las
 
 def _threshold(e: Expectation) -> float | None:
     """The crossing level of a ``reaches`` check or of a thresholded statistic."""
-    if e.kind == "reaches":
-        return e.check.threshold
+    if e.check.level() is not None:
+        return e.check.level()
     if e.statistic is not None and e.statistic.name in ("first_step_above", "first_step_below"):
         return e.statistic.param
     return None
@@ -154,22 +154,20 @@ def evaluate(suite: Suite, e: Expectation, trajectories: dict, hyper: dict,
     last = [(int(s), float(v)) for s, v in zip(w.steps[-5:], w.values[-5:])]
     resolve = resolver(hyper)
     common = dict(window=(lo, hi), last=last, threshold=_threshold(e), prediction=_key(e))
-    if e.kind == "reaches":
-        c = e.check
-        measured = c.steps_to_reach(w.steps, w.values, lo)
-        outcome = c.evaluate(measured, resolve)
-        never = math.isnan(measured)
-        msg = "" if outcome.passed else (f"never reached {c.verb} {c.threshold:g} in steps [{lo}, {hi}]" if never
-                                         else f"reached {c.verb} {c.threshold:g} only after {measured:.0f} steps")
-        return _verdict(e, outcome, **common, statistic="steps_to_reach", measured=None if never else measured,
-                        predicted=w.predicted, message=msg, **({"margin": None} if never else {}))
+    own = e.check.own_statistic(w.steps, w.values, lo)
+    if own is not None:  # a check that measures its own statistic (reaches: the steps to a crossing)
+        outcome = e.check.evaluate(own, resolve)
+        finite = not math.isnan(own)
+        return _verdict(e, outcome, **common, statistic=e.check.statistic_name, measured=own if finite else None,
+                        predicted=w.predicted, message="" if outcome.passed else e.check.failure(own, outcome, "", (lo, hi)),
+                        **({} if finite else {"margin": None}))
     try:
         measured = e.statistic(w.steps, w.values, w.other)
         measured_raw = e.statistic(w.steps, w.raw, w.other) if e.predict else measured
     except StatisticError as exc:
         return _fail(e, str(exc), (lo, hi), w.predicted, last)
     outcome = e.check.evaluate(measured, resolve)
-    msg = "" if outcome.passed else f"{e.statistic.label()} = {measured:.6g}, outside {outcome.tolerance}"
+    msg = "" if outcome.passed else e.check.failure(measured, outcome, e.statistic.label(), (lo, hi))
     predicted = w.predicted
     for target in e.check.targets():  # a predicted target or bound is the prediction reported
         if target.predicted:
@@ -211,7 +209,7 @@ def evaluate_sweep(suite: Suite, e: Expectation, group: list[tuple[Any, Any]], d
         measured = float(_AGGREGATES[e.aggregate](ys))
     first = group[0][1]
     outcome = e.check.evaluate(measured, resolver(first.bindings or first.case.bindings))
-    msg = "" if outcome.passed else f"{label} = {measured:.6g}, outside {outcome.tolerance}"
+    msg = "" if outcome.passed else e.check.failure(measured, outcome, label, None)
     return _verdict(e, outcome, statistic=label, measured=measured, message=msg, per_case=per_case)
 
 

@@ -16,15 +16,24 @@ from __future__ import annotations
 import math
 import operator
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar, Mapping
+from typing import Any, Callable, ClassVar, Literal, Mapping
 
 from ..errors import SuiteError
 
-__all__ = ["CHECKS", "Check", "Outcome", "Target", "Approx", "Interval", "Le", "Ge", "Lt", "Gt", "Reaches",
-           "TOLERANCE_KEYS"]
+__all__ = ["CHECKS", "Check", "Key", "Outcome", "Target", "Approx", "Interval", "Le", "Ge", "Lt", "Gt", "Reaches",
+           "tolerance_keys"]
 
-TOLERANCE_KEYS = ("target", "rtol", "atol", "interval", "bound", "threshold", "within")
-"""The keys of an expectation that belong to its check (and that ``on.<device>`` may override)."""
+
+@dataclass(frozen=True)
+class Key:
+    """A key of an expectation's table that a check kind reads: its name, its type (as the
+    suite reader coerces it), a range check of :mod:`harness.options` (``"nonnegative"``...), and
+    whether it is a :class:`Target` (a number, or ``{ predict, args }``)."""
+
+    name: str
+    type: Any
+    check: str | None = None
+    target: bool = False
 
 
 @dataclass(frozen=True)
@@ -62,10 +71,15 @@ class Outcome:
 
 
 class Check:
-    """The interface of a check kind (every kind below is a frozen dataclass implementing it)."""
+    """The interface of a check kind (every kind below is a frozen dataclass implementing it):
+    its name, the keys it reads from an expectation's table (the suite reader builds its table
+    type from them, and ``on.<device>`` may override them), how it builds itself from them and
+    how it judges a statistic."""
 
     kind: ClassVar[str]
-    needs: ClassVar[tuple[str, ...]] = ()  # the tolerance keys the kind requires
+    keys: ClassVar[tuple[Key, ...]] = ()
+    needs: ClassVar[tuple[str, ...]] = ()  # the keys the kind requires
+    statistic_name: ClassVar[str | None] = None  # set by a kind that measures its own statistic
 
     @classmethod
     def from_keys(cls, keys: Mapping[str, Any], file: str, path: str, default_target: Target | None = None) -> "Check":
@@ -80,8 +94,29 @@ class Check:
         """The targets and bounds this check resolves (a predicted one is reported as the prediction)."""
         return ()
 
+    def own_statistic(self, steps, values, start: int) -> float | None:
+        """A kind that measures its own statistic on the window (``reaches``: the steps to a
+        crossing; its ``statistic_name`` names it) returns it here; None: the expectation's
+        ``statistic`` is judged. Such a kind is per case (no sweep aggregate) and takes no
+        ``statistic``."""
+        return None
+
+    def level(self) -> float | None:
+        """The level a series must cross, where the kind has one (drawn in reports)."""
+        return None
+
+    def failure(self, x: float, outcome: Outcome, label: str, window: tuple[int, int] | None) -> str:
+        """The message of a failed verdict."""
+        return f"{label} = {x:.6g}, outside {outcome.tolerance}"
+
 
 CHECKS: dict[str, type[Check]] = {}
+
+
+def tolerance_keys() -> dict[str, Key]:
+    """Every key some check kind reads, by name (the keys an expectation's table and its
+    ``on.<device>`` overrides may hold beside the expectation's own)."""
+    return {k.name: k for cls in CHECKS.values() for k in cls.keys}
 
 
 def _register(cls: type[Check]) -> type[Check]:
@@ -97,7 +132,7 @@ def _missing(keys: Mapping[str, Any], needs: tuple[str, ...], kind: str, file: s
 
 def _unused(keys: Mapping[str, Any], used: tuple[str, ...], kind: str, file: str, path: str) -> None:
     """A tolerance key the check does not read is a mistake in the file (a bound on an interval)."""
-    for key in TOLERANCE_KEYS:
+    for key in tolerance_keys():
         if key not in used and keys.get(key) is not None:
             raise SuiteError(file, f"{path}.{key}", f"check {kind!r} does not use {key!r} "
                              f"(it reads {', '.join(repr(k) for k in used) or 'nothing'})")
@@ -112,6 +147,8 @@ class Approx(Check):
     rtol: float = 0.0
     atol: float = 0.0
     kind: ClassVar[str] = "approx"
+    keys: ClassVar[tuple[Key, ...]] = (Key("target", float | dict, target=True), Key("rtol", float, "nonnegative"),
+                                       Key("atol", float, "nonnegative"))
 
     @classmethod
     def from_keys(cls, keys, file, path, default_target=None):
@@ -141,6 +178,7 @@ class Interval(Check):
     lo: float
     hi: float
     kind: ClassVar[str] = "interval"
+    keys: ClassVar[tuple[Key, ...]] = (Key("interval", list[float]),)
     needs: ClassVar[tuple[str, ...]] = ("interval",)
 
     @classmethod
@@ -159,6 +197,7 @@ class _Bound(Check):
     """``x OP bound`` for a constant or predicted bound."""
 
     bound: Target
+    keys: ClassVar[tuple[Key, ...]] = (Key("bound", float | dict, target=True),)
     needs: ClassVar[tuple[str, ...]] = ("bound",)
     op: ClassVar[Callable[[float, float], bool]]
     symbol: ClassVar[str]
@@ -234,13 +273,28 @@ class Reaches(Check):
     within: int
     direction: str = "above"
     kind: ClassVar[str] = "reaches"
+    statistic_name: ClassVar[str | None] = "steps_to_reach"
+    keys: ClassVar[tuple[Key, ...]] = (Key("threshold", float), Key("within", int, "nonnegative"),
+                                       Key("direction", Literal["above", "below"]))
     needs: ClassVar[tuple[str, ...]] = ("threshold", "within")
 
     @classmethod
     def from_keys(cls, keys, file, path, default_target=None):
         _missing(keys, cls.needs, cls.kind, file, path)
-        _unused(keys, cls.needs, cls.kind, file, path)
+        _unused(keys, ("threshold", "within", "direction"), cls.kind, file, path)
         return cls(keys["threshold"], keys["within"], keys.get("direction") or "above")
+
+    def own_statistic(self, steps, values, start):
+        return self.steps_to_reach(steps, values, start)
+
+    def level(self):
+        return self.threshold
+
+    def failure(self, x, outcome, label, window):
+        lo, hi = window
+        if math.isnan(x):
+            return f"never reached {self.verb} {self.threshold:g} in steps [{lo}, {hi}]"
+        return f"reached {self.verb} {self.threshold:g} only after {x:.0f} steps"
 
     @property
     def verb(self) -> str:

@@ -10,6 +10,7 @@ types it builds carry neither.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import re
 import tomllib
@@ -17,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from .checks import CHECKS, TOLERANCE_KEYS, Target
+from .checks import CHECKS, Target, tolerance_keys
 from ..errors import HarnessError, SuiteError
 from .expansion import SweepSpec, expand_templates, point_label, read_sweep, same_value, variant
 from ..measures import MEASURES
@@ -49,40 +50,31 @@ class _WindowTable:
     until: str | None = None
 
 
-@dataclass(frozen=True)
-class _ToleranceTable:
-    """The keys a per-device override may change."""
-
-    target: float | dict | None = None
-    rtol: float | None = field(default=None, metadata={"check": "nonnegative"})
-    atol: float | None = field(default=None, metadata={"check": "nonnegative"})
-    interval: list[float] | None = None
-    bound: float | dict | None = None
-    threshold: float | None = None
-    within: int | None = field(default=None, metadata={"check": "nonnegative"})
+# An expectation's own keys; the keys of its check come from the check classes themselves
+# (harness/spec/checks.py), so a new check kind brings its keys with it.
+_EXPECT_FIELDS = [
+    ("name", str, ""), ("measure", str, ""), ("predict", str | None, None), ("args", dict | None, None),
+    ("compare", Literal["ratio", "difference"] | None, None), ("statistic", Any, None),
+    ("window", dict | None, None), ("on", dict | None, None), ("why", str, ""), ("across", str | None, None),
+    ("aggregate", Literal["spearman", "min", "max", "median", "mean", "last_over_first"] | None, None),
+    ("allow_divergence", bool, False), ("where", dict | None, None)]
 
 
-@dataclass(frozen=True)
-class _ExpectTable(_ToleranceTable):
-    name: str = ""
-    measure: str = ""
-    check: Literal[tuple(CHECKS)] = "approx"  # type: ignore[valid-type]
-    predict: str | None = None
-    args: dict | None = None
-    compare: Literal["ratio", "difference"] | None = None
-    statistic: Any = None
-    window: dict | None = None
-    direction: Literal["above", "below"] = "above"
-    on: dict | None = None
-    why: str = ""
-    across: str | None = None
-    aggregate: Literal["spearman", "min", "max", "median", "mean", "last_over_first"] | None = None
-    allow_divergence: bool = False
-    where: dict | None = None
+def _table_types() -> tuple[type, type]:
+    """``(tolerance table, expectation table)``: the dataclasses an ``[[expect]]`` table and its
+    ``on.<device>`` overrides are read into, for the check kinds registered now."""
+    return _table_types_for(tuple(tolerance_keys().values()), tuple(CHECKS))
 
 
-
-
+@functools.lru_cache(maxsize=8)
+def _table_types_for(keys: tuple, kinds: tuple[str, ...]) -> tuple[type, type]:
+    tolerance = dataclasses.make_dataclass(
+        "_ToleranceTable", [(k.name, k.type | None, field(default=None, metadata={"check": k.check} if k.check else {}))
+                            for k in keys], frozen=True)
+    expect = dataclasses.make_dataclass(
+        "_ExpectTable", [(n, t, field(default=d)) for n, t, d in _EXPECT_FIELDS] +
+        [("check", Literal[kinds], field(default="approx"))], bases=(tolerance,), frozen=True)
+    return tolerance, expect
 
 
 @dataclass(frozen=True)
@@ -406,15 +398,18 @@ def _target(value: Any, file: str, path: str, bindable: set[str], measures: dict
     return Target(predict=predict, args=args)
 
 
-def _check(t: _ToleranceTable, kind: str, file: str, path: str, bindable: set[str], measures: dict,
-           default_target: Target | None, direction: str):
+def _check(t: Any, kind: str, file: str, path: str, bindable: set[str], measures: dict,
+           default_target: Target | None):
     """The expectation's :class:`~harness.spec.checks.Check` from its tolerance keys."""
-    _interval(t.interval, file, f"{path}.interval")
-    keys = {k: getattr(t, k) for k in TOLERANCE_KEYS}
-    keys["interval"] = tuple(t.interval) if t.interval is not None else None
-    for key in ("target", "bound"):
-        keys[key] = _target(keys[key], file, f"{path}.{key}", bindable, measures)
-    keys["direction"] = direction
+    keys = {}
+    for name, key in tolerance_keys().items():
+        value = getattr(t, name)
+        if key.target:
+            value = _target(value, file, f"{path}.{name}", bindable, measures)
+        elif name == "interval":
+            _interval(value, file, f"{path}.interval")
+            value = tuple(value) if value is not None else None
+        keys[name] = value
     return CHECKS[kind].from_keys(keys, file, path, default_target)
 
 
@@ -423,7 +418,8 @@ def _expectation(table: Any, path: str, file: str, bindable: set[str], measures:
                  sweep_axes: dict | None = None) -> Expectation:
     """One ``[[expect]]`` (or, with ``sweep``, ``[[sweep_expect]]``) table at ``path``."""
     sweep_axes = sweep if sweep is not None else (sweep_axes or {})
-    t = build(_ExpectTable, table, file, path)
+    tolerance_table, expect_table = _table_types()
+    t = build(expect_table, table, file, path)
     if sweep is None:
         for key in ("across", "aggregate"):
             if key in table:
@@ -434,8 +430,8 @@ def _expectation(table: Any, path: str, file: str, bindable: set[str], measures:
         if t.aggregate is None:
             raise SuiteError(file, f"{path}.aggregate",
                              "missing; expected one of 'spearman', 'min', 'max', 'median', 'mean', 'last_over_first'")
-        if t.check == "reaches":
-            raise SuiteError(file, f"{path}.check", "check 'reaches' is per case; use it in [[expect]]")
+        if CHECKS[t.check].statistic_name is not None:
+            raise SuiteError(file, f"{path}.check", f"check {t.check!r} is per case; use it in [[expect]]")
     for key in ("name", "measure"):
         if key not in table:
             raise SuiteError(file, f"{path}.{key}", "missing; expected a string")
@@ -446,10 +442,11 @@ def _expectation(table: Any, path: str, file: str, bindable: set[str], measures:
         raise SuiteError(file, f"{path}.measure", f"expected one of the suite's measures {sorted(measures)}, got {t.measure!r}")
     predict, args, compare = _prediction(table, file, path, bindable, measures)
     default_target = Target({"ratio": 1.0, "difference": 0.0}[compare]) if predict else None
-    check = _check(t, t.check, file, path, bindable, measures, default_target, t.direction)
-    if t.check == "reaches":
+    check = _check(t, t.check, file, path, bindable, measures, default_target)
+    if CHECKS[t.check].statistic_name is not None:
         if t.statistic is not None:
-            raise SuiteError(file, f"{path}.statistic", "check 'reaches' takes no statistic (it measures the steps to the threshold)")
+            raise SuiteError(file, f"{path}.statistic", f"check {t.check!r} takes no statistic (it measures its own: "
+                             f"{CHECKS[t.check].statistic_name})")
         statistic = None
     else:
         if t.statistic is None:
@@ -466,9 +463,9 @@ def _expectation(table: Any, path: str, file: str, bindable: set[str], measures:
     for dev, over in (t.on or {}).items():
         if dev not in devices:
             raise SuiteError(file, f"{path}.on.{dev}", f"expected one of the suite's devices {list(devices)}")
-        over = build(_ToleranceTable, over, file, f"{path}.on.{dev}")
+        over = build(tolerance_table, over, file, f"{path}.on.{dev}")
         merged = dataclasses.replace(t, **{k: v for k, v in dataclasses.asdict(over).items() if v is not None})
-        on[dev] = _check(merged, t.check, file, f"{path}.on.{dev}", bindable, measures, default_target, t.direction)
+        on[dev] = _check(merged, t.check, file, f"{path}.on.{dev}", bindable, measures, default_target)
     where = dict(t.where or {})
     for key, value in where.items():
         if key not in sweep_axes:
