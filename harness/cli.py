@@ -184,8 +184,7 @@ def _calibrate(args: argparse.Namespace) -> int:
         results.append(result)
         write_json_atomic(record_path(out, run_id, case.suite.id, case.id), case_record(result, run_id))
     progress.done()
-    record = calibration_record(summarize(suite, results))
-    record["run_id"] = run_id
+    record = calibration_record(summarize(suite, results), run_id)
     write_json_atomic(out / run_id / suite.id / "calibration.json", record)
     print(format_calibration(record))
     print(f"\nrecords and calibration.json in {out / run_id / suite.id}")

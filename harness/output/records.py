@@ -23,7 +23,7 @@ from typing import Any, Iterable
 from ..errors import HarnessError
 
 __all__ = ["RECORD_SCHEMA", "SWEEP_SCHEMA", "SUMMARY_SCHEMA", "CALIBRATION_SCHEMA", "case_record",
-           "sweep_record", "summary_record", "calibration_record", "new_run_id", "write_json_atomic", "write_bytes_replacing", "record_path",
+           "sweep_record", "summary_record", "calibration_record", "validate_calibration", "read_calibrations", "new_run_id", "write_json_atomic", "write_bytes_replacing", "record_path",
            "read_records", "latest", "record_key", "validate_record", "writable_folder", "writable_file"]
 
 RECORD_SCHEMA = "theory-harness/result/1"
@@ -84,10 +84,10 @@ def summary_record(run_id: str, results: list, sweeps: list[tuple[str, str, Any]
     return summary
 
 
-def calibration_record(cal: Any) -> dict[str, Any]:
+def calibration_record(cal: Any, run_id: str) -> dict[str, Any]:
     """``calibration.json`` of a :class:`harness.run.calibrate.Calibration`: per expectation the
     nominal spread and, per perturbation, failed/runs; per group the runs with any failure."""
-    return {"schema": CALIBRATION_SCHEMA,
+    return {"schema": CALIBRATION_SCHEMA, "run_id": run_id,
             "suite": {"id": cal.suite.id, "file": cal.suite.file, "sha256": cal.suite.sha256},
             "seeds": list(cal.seeds),
             "expectations": [{"expectation": s.expectation,
@@ -394,6 +394,68 @@ def read_records(*paths: str | Path, schemas: Iterable[str] = (RECORD_SCHEMA,), 
                 raise HarnessError(f"{f}: schema: expected a result record, one of {sorted(schemas)}, got "
                                    f"{schema!r}")
     return found
+
+
+def validate_calibration(record: Any, file: str | Path) -> None:
+    """Check a ``calibration.json`` (``theory-harness/calibration/1``): every field the report
+    reads, with its type; a wrong shape is a :class:`HarnessError` ``FILE: key.path: ...``."""
+    def need(ok: bool, path: str, what: str, value: Any) -> None:
+        if not ok:
+            text = repr(value)
+            raise HarnessError(f"{file}: {path}: expected {what}, got {text[:80] + '...' if len(text) > 80 else text}")
+
+    is_int = lambda v: isinstance(v, int) and not isinstance(v, bool)  # noqa: E731
+    is_num = lambda v: v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))  # noqa: E731
+    counts = lambda v: isinstance(v, dict) and all(is_int(v.get(k)) for k in v) and bool(v)  # noqa: E731
+    need(isinstance(record, dict), "", "a JSON object (a calibration)", record)
+    need(record.get("schema") == CALIBRATION_SCHEMA, "schema", repr(CALIBRATION_SCHEMA), record.get("schema"))
+    need(isinstance(record.get("run_id"), str), "run_id", "a string", record.get("run_id"))
+    suite = record.get("suite")
+    need(isinstance(suite, dict) and isinstance(suite.get("id"), str), "suite.id", "a string", suite)
+    seeds = record.get("seeds")
+    need(isinstance(seeds, list) and all(map(is_int, seeds)), "seeds", "a list of integers", seeds)
+    rows = record.get("expectations")
+    need(isinstance(rows, list), "expectations", "a list", rows)
+    for i, row in enumerate(rows):
+        path = f"expectations[{i}]"
+        need(isinstance(row, dict) and isinstance(row.get("expectation"), str), f"{path}.expectation", "a string", row)
+        nominal = row.get("nominal")
+        need(isinstance(nominal, dict), f"{path}.nominal", "an object", nominal)
+        for key in ("runs", "failed"):
+            need(is_int(nominal.get(key)), f"{path}.nominal.{key}", "an integer", nominal.get(key))
+        for key in ("min", "median", "max", "smallest_margin"):
+            need(is_num(nominal.get(key)), f"{path}.nominal.{key}", "a number or null", nominal.get(key))
+        perturbed = row.get("perturbed", {})
+        need(isinstance(perturbed, dict), f"{path}.perturbed", "an object", perturbed)
+        for label, c in perturbed.items():
+            need(counts(c) and set(c) == {"runs", "failed"}, f"{path}.perturbed.{label}", "{runs, failed} integers", c)
+    caught = record.get("caught")
+    need(isinstance(caught, dict), "caught", "an object", caught)
+    for label, c in caught.items():
+        need(counts(c) and set(c) == {"failed_runs", "runs"}, f"caught.{label}", "{failed_runs, runs} integers", c)
+
+
+def read_calibrations(*paths: str | Path) -> list[dict]:
+    """Every ``calibration.json`` (``theory-harness/calibration/1``) under the given files or
+    folders, validated, the newest (by run id) per suite, ordered by suite id."""
+    newest: dict[str, dict] = {}
+    for p in map(Path, paths):
+        files = [p] if p.is_file() else sorted(p.rglob("*.json")) if p.is_dir() else []
+        for f in files:
+            if f.name.startswith("."):
+                continue
+            try:
+                data = json.loads(f.read_text(encoding="utf-8"))
+            except (OSError, UnicodeDecodeError, ValueError, RecursionError):
+                continue  # not a calibration (read_records reports unreadable records)
+            if not (isinstance(data, dict) and data.get("schema") == CALIBRATION_SCHEMA):
+                continue
+            validate_calibration(data, f)
+            data["_path"] = str(f)
+            old = newest.get(data["suite"]["id"])
+            if old is None or data["run_id"] > old["run_id"]:
+                newest[data["suite"]["id"]] = data
+    return [newest[k] for k in sorted(newest)]
 
 
 def record_key(record: dict) -> tuple[str, str]:

@@ -23,7 +23,8 @@ from urllib.parse import quote
 
 from ..errors import HarnessError
 from .figures import case_figure, expectation_numbers, sweep_figure
-from .records import RECORD_SCHEMA, SWEEP_SCHEMA, latest, read_records, writable_folder, write_bytes_replacing
+from .records import (RECORD_SCHEMA, SWEEP_SCHEMA, latest, read_calibrations, read_records, writable_folder,
+                      write_bytes_replacing)
 
 __all__ = ["build_report", "Report", "default_results"]
 
@@ -165,14 +166,40 @@ def _runs_table(records: list[dict]) -> str:
     return "<table><tr>" + "".join(f"<th>{h}</th>" for h in head) + "</tr>" + "".join(rows) + "</table>"
 
 
+def _calibration_block(cal: dict) -> str:
+    """One suite's calibration (``theory-harness calibrate``): per expectation the nominal
+    statistic's spread over the extra seeds, its smallest margin, the false alarms and, per
+    deliberate error, in how many runs it fails; then per error the runs caught by any expectation."""
+    labels = [k for k in cal["caught"] if k != "nominal"]
+    head = ["expectation", "nominal min", "median", "max", "smallest margin", "false alarms",
+            *[f"caught {k}" for k in labels]]
+    rows = []
+    for e in cal["expectations"]:
+        n = e["nominal"]
+        alarms = f'<span class="{"fail" if n["failed"] else "pass"}">{n["failed"]}/{n["runs"]}</span>'
+        cells = [_e(e["expectation"]), _num(n["min"]), _num(n["median"]), _num(n["max"]), _num(n["smallest_margin"]),
+                 alarms, *[_e(f'{e["perturbed"][k]["failed"]}/{e["perturbed"][k]["runs"]}') if k in e["perturbed"]
+                           else "-" for k in labels]]
+        rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+    nominal = cal["caught"].get("nominal", {"failed_runs": 0, "runs": 0})
+    caught = "".join(f"<li>{_e(k)}: caught in {cal['caught'][k]['failed_runs']} of {cal['caught'][k]['runs']} runs</li>"
+                     for k in labels)
+    return (f'<section id="calibration-{_e(_slug(cal["suite"]["id"]))}"><h3>{_e(cal["suite"]["id"])}</h3>'
+            f'<p class="env">run {_e(cal["run_id"])}, extra seeds {_e(cal["seeds"])}; nominal runs failing '
+            f'(false alarms): {nominal["failed_runs"]} of {nominal["runs"]}; <code>{_e(cal.get("_path", ""))}</code></p>'
+            "<table><tr>" + "".join(f"<th>{_e(h)}</th>" for h in head) + "</tr>" + "".join(rows) + "</table>"
+            + (f"<ul>{caught}</ul>" if caught else "") + "</section>")
+
+
 def build_report(paths: list[str | Path], out: str | Path, title: str = "theory-harness report") -> Report:
     """Read the records under ``paths`` (each checked against the record schema) and write
     ``out/index.html`` with its figures; ``out`` must be a writable folder (checked first)."""
     writable_folder(out, "--out")
     records = latest(read_records(*paths, schemas=(RECORD_SCHEMA, SWEEP_SCHEMA)))
+    calibrations = read_calibrations(*paths)
     cases = [r for r in records if r["schema"] == RECORD_SCHEMA]
     sweeps = [r for r in records if r["schema"] == SWEEP_SCHEMA]
-    if not cases:
+    if not cases and not calibrations:
         raise HarnessError(f"no result records under {', '.join(map(str, paths))}")
     out = Path(out)
     report = Report(index=out / "index.html")
@@ -214,11 +241,13 @@ def build_report(paths: list[str | Path], out: str | Path, title: str = "theory-
         toc.append(f'<li><a href="#{_e(_slug(suite_id))}">{_e(suite_id)}</a>: {len(group["cases"])} cases'
                    + (f', <span class="fail">{n_fail} failed</span>' if n_fail else "")
                    + (f', <span class="skip">{n_skip} skipped</span>' if n_skip else "") + "</li>")
+        calibrated = next((c for c in calibrations if c["suite"]["id"] == suite_id), None)
         sections.append(
             f'<section id="{_e(_slug(suite_id))}"><h2>{_e(suite_id)} '
             f"{_verdict('failed' if n_fail else 'passed')}</h2>"
             f'<p class="claim">{_e(suite.get("claim", ""))}</p><p class="env">source: {_e(suite.get("source", ""))}; '
-            f"file <code>{_e(suite.get('file', ''))}</code> (sha256 {_e(str(suite.get('sha256', ''))[:12])})</p>"
+            f"file <code>{_e(suite.get('file', ''))}</code> (sha256 {_e(str(suite.get('sha256', ''))[:12])})"
+            + (f'; <a href="#calibration-{_e(_slug(suite_id))}">calibration</a>' if calibrated else "") + "</p>"
             + "".join(blocks) + "</section>")
     fail_list = "".join(f'<li><a href="#{_e(_slug(s + "--" + c))}">{_e(s)} [{_e(c)}]</a></li>' for s, c in failures)
     passed = report.cases - report.failed - report.skipped
@@ -234,6 +263,11 @@ def build_report(paths: list[str | Path], out: str | Path, title: str = "theory-
         "fails), the accepted region of the statistic in the measure's units (dotted), thresholds (dash-dot) "
         "and predicted steps with their tolerance (hatched).</p>"
         + (f"<h2>Failures</h2><ul>{fail_list}</ul>" if failures else "")
-        + f"<h2>Runs</h2>{_runs_table(records)}<h2>Suites</h2><ul>{''.join(toc)}</ul>" + "".join(sections) + "</body></html>")
+        + f"<h2>Runs</h2>{_runs_table(records)}<h2>Suites</h2><ul>{''.join(toc)}</ul>" + "".join(sections)
+        + (("<h2>Calibrations</h2><p class=\"env\">From <code>theory-harness calibrate</code>: each suite's cases "
+            "over extra seeds, nominally and under deliberate errors (a step size 10 % off, a scaled prediction "
+            "or kernel). A false alarm is a nominal run that fails; an error is caught in a run where the "
+            "expectation fails.</p>" + "".join(_calibration_block(c) for c in calibrations)) if calibrations else "")
+        + "</body></html>")
     write_bytes_replacing(report.index, page.encode("utf-8"))
     return report
