@@ -99,10 +99,15 @@ class _MovedModules(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         return None
 
     def create_module(self, spec):
-        return importlib.import_module(f"{__name__}.{_MOVED[spec.name.partition('.')[2]]}")
+        module = importlib.import_module(f"{__name__}.{_MOVED[spec.name.partition('.')[2]]}")
+        self._own = {k: getattr(module, k) for k in ("__spec__", "__loader__", "__package__", "__name__")}
+        return module
 
     def exec_module(self, module):
-        pass  # already executed under its new name
+        # already executed under its new name; the import system has just stamped the old name's
+        # spec on it: give it back its own (relative imports inside it check __spec__.parent)
+        for key, value in self._own.items():
+            setattr(module, key, value)
 
 
 if not any(isinstance(f, _MovedModules) for f in sys.meta_path):

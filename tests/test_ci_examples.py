@@ -15,9 +15,15 @@ def _runs(text: str) -> list[str]:
     return [m.group(1).strip() for m in re.finditer(r"^\s*-?\s*run:\s*(.+)$", text, flags=re.M)]
 
 
-def test_there_is_a_cpu_and_a_gpu_example():
+def test_the_examples_are_one_cpu_workflow_plus_one_gpu_workflow():
     assert {p.name for p in WORKFLOWS} == {"cpu.yml", "gpu.yml"}
+
+
+def test_the_cpu_example_runs_on_a_hosted_runner():
     assert "runs-on: ubuntu-latest" in (ROOT / "docs/ci/cpu.yml").read_text()
+
+
+def test_the_gpu_example_runs_on_a_self_hosted_runner():
     assert "self-hosted" in (ROOT / "docs/ci/gpu.yml").read_text()
 
 
@@ -30,10 +36,18 @@ def test_every_command_is_a_readme_command(workflow):
 
 
 @pytest.mark.parametrize("workflow", WORKFLOWS, ids=lambda p: p.name)
-def test_report_and_records_are_uploaded(workflow):
+def test_every_upload_keeps_the_report_with_the_records(workflow):
     text = workflow.read_text(encoding="utf-8")
     assert "actions/upload-artifact" in text
     for upload in re.findall(r"uses: actions/upload-artifact@\S+\n(?:\s+.+\n)+", text):
         assert "report/" in upload and "results/" in upload
-    assert any("theory-harness report" in r for r in _runs(text))
-    assert any("pytest -n auto" in r for r in _runs(text))
+
+
+@pytest.mark.parametrize("workflow", WORKFLOWS, ids=lambda p: p.name)
+def test_the_workflow_builds_the_report(workflow):
+    assert any("theory-harness report" in r for r in _runs(workflow.read_text(encoding="utf-8")))
+
+
+@pytest.mark.parametrize("workflow", WORKFLOWS, ids=lambda p: p.name)
+def test_the_workflow_runs_the_suites_with_pytest_xdist(workflow):
+    assert any("pytest -n auto" in r for r in _runs(workflow.read_text(encoding="utf-8")))

@@ -1,25 +1,59 @@
+import contextlib
+import io
 import json
 import subprocess
 import sys
+
+import pytest
 
 from harness.cli import main
 from suite_text import VALID, write
 
 
-def test_run_writes_records_and_a_summary(tmp_path, capsys):
-    suite = write(tmp_path)
-    out = tmp_path / "res"
-    assert main(["run", str(suite), "--device", "cpu", "--out", str(out)]) == 0
-    text = capsys.readouterr().out
+def _run_tiny(tmp):
+    """``theory-harness run`` of the tiny suite on the CPU into ``tmp/res``: the suite, the exit
+    code, what it printed, and the output folder."""
+    suite = write(tmp)
+    out = tmp / "res"
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        code = main(["run", str(suite), "--device", "cpu", "--out", str(out)])
+    return suite, code, printed.getvalue(), out
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    return _run_tiny(tmp_path_factory.mktemp("cli"))
+
+
+def test_run_prints_a_passing_summary_table(tiny_run):
+    _, code, text, _ = tiny_run
+    assert code == 0
     assert "sharpness_below_edge" in text and "PASS" in text and "4 passed, 0 failed" in text
+
+
+def test_run_writes_one_record_per_case(tiny_run):
+    *_, out = tiny_run
     (run,) = out.iterdir()
     records = sorted((run / "test.tiny").glob("*.json"))
     assert len(records) == 4
     rec = json.loads(records[0].read_text())
     assert rec["status"] == "passed" and rec["suite"]["id"] == "test.tiny"
+
+
+def test_run_writes_a_summary_record_named_for_the_run(tiny_run):
+    *_, out = tiny_run
+    (run,) = out.iterdir()
     assert json.loads((run / "summary.json").read_text())["run_id"] == run.name
+
+
+def test_a_second_run_never_touches_the_first_runs_records(tmp_path):
+    suite, _, _, out = _run_tiny(tmp_path)
+    (run,) = out.iterdir()
+    records = sorted((run / "test.tiny").glob("*.json"))
     # a second run never touches the first run's records
-    assert main(["run", str(suite), "--device", "cpu", "--out", str(out)]) == 0
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert main(["run", str(suite), "--device", "cpu", "--out", str(out)]) == 0
     assert len(list(out.iterdir())) == 2 and sorted((run / "test.tiny").glob("*.json")) == records
 
 
@@ -29,7 +63,7 @@ def test_failed_expectation_exits_1(tmp_path, capsys):
     assert "FAIL" in capsys.readouterr().out
 
 
-def test_bad_input_exits_2_with_file_and_key(tmp_path, capsys):
+def test_bad_input_exits_2_naming_the_key_path(tmp_path, capsys):
     suite = write(tmp_path, VALID.replace("steps = 60", "steps = -5"))
     assert main(["run", str(suite), "--out", str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err
@@ -53,10 +87,13 @@ def test_cuda_requested_without_gpu_exits_2(tmp_path, capsys):
     assert "CUDA is not available" in capsys.readouterr().err
 
 
-def test_list_and_python_dash_m(tmp_path):
+def test_python_dash_m_harness_lists_the_suites(tmp_path):
     write(tmp_path)
     proc = subprocess.run([sys.executable, "-m", "harness", "list", str(tmp_path)], capture_output=True, text=True)
     assert proc.returncode == 0 and "test.tiny" in proc.stdout
+
+
+def test_python_dash_m_harness_reports_bad_input_without_a_traceback(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "harness", "run", str(tmp_path / "nope.toml")],
                           capture_output=True, text=True)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr

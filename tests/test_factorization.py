@@ -25,14 +25,29 @@ def test_rank_functions_against_numpy():
     assert effective_rank(torch.ones(4, dtype=torch.float64)) == 4.0
 
 
-def test_problem_loss_is_half_frobenius_and_product_is_ordered():
+@pytest.fixture
+def random_dmf():
+    """A depth-3 factorisation of a 5 x 5 target with spectrum (3, 1), randomly initialised:
+    the built problem and the product of its factors, last factor first."""
     prob = DeepMatrixFactorization(n=5, depth=3, spectrum=[3.0, 1.0], alpha=0.3, init="random")
     p = prob.build(0, torch.float64, torch.device("cpu"))
     w = p.theta0.view(3, 5, 5)
-    product = w[2] @ w[1] @ w[0]
+    return p, w[2] @ w[1] @ w[0]
+
+
+def test_problem_product_is_ordered_last_factor_first(random_dmf):
+    p, product = random_dmf
     torch.testing.assert_close(p.matrix(p.theta0), product)
+
+
+def test_problem_loss_is_half_frobenius(random_dmf):
+    p, product = random_dmf
     loss = float(p.objective.value(p.theta0))
     assert loss == pytest.approx(0.5 * float(((product - p.target) ** 2).sum()), rel=1e-12)
+
+
+def test_problem_target_has_the_given_spectrum(random_dmf):
+    p, _ = random_dmf
     assert sorted(torch.linalg.eigvalsh(p.target).tolist())[-2:] == pytest.approx([1.0, 3.0], rel=1e-12)
 
 
@@ -77,9 +92,15 @@ def test_exact_recursion_matches_matrix_gd_step_for_step():
         effective_rank(torch.linalg.svdvals(p.matrix(theta))), rel=1e-10)
 
 
-def test_rank_bound_and_projection_rank():
+def test_projection_rank():
     assert PREDICTIONS["dmf_projection_rank"](SPECTRUM, 2) == pytest.approx(1.4)
+
+
+def test_rank_bound():
     assert PREDICTIONS["dmf_rank_bound"](SPECTRUM, 20, 0.05, 3, 0.05) == pytest.approx(
         0.05 * 1.6 / 0.95 + 16 * 0.05 ** 3 / (0.95 * 10))
+
+
+def test_hitting_time_refuses_an_index_past_the_positive_eigenvalues():
     with pytest.raises(ValueError, match="positive eigenvalue"):
         PREDICTIONS["dmf_hitting_time"](0.01, 3, 0.05, SPECTRUM, 5, 0.5)

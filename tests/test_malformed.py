@@ -209,7 +209,7 @@ def _ids(table):
 
 
 @pytest.mark.parametrize("edit,key,phrase", MALFORMED, ids=_ids(MALFORMED))
-def test_malformed_suite_is_exit_2_naming_file_and_key(tmp_path, capsys, edit, key, phrase):
+def test_malformed_suite_is_exit_2_naming_the_key_path(tmp_path, capsys, edit, key, phrase):
     path = write(tmp_path, edit(VALID))
     with pytest.raises(SuiteError) as err:
         load_suite(path)
@@ -221,12 +221,18 @@ def test_malformed_suite_is_exit_2_naming_file_and_key(tmp_path, capsys, edit, k
     assert "Traceback" not in out.err and out.out == ""
 
 
-def test_the_valid_suite_and_its_edits_base_load(tmp_path):
+def test_the_valid_suite_loads(tmp_path):
     """The edits above change a suite that loads: each failure is the edit's, not the base's."""
     load_suite(write(tmp_path, VALID + SWEEP_OK, "base.toml"))
+
+
+def test_a_window_that_ends_on_the_last_step_fits(tmp_path):
     s = load_suite(write(tmp_path, VALID.replace('anchor = "low_loss", offset = 0', 'anchor = "start", offset = 50, '
                                                  'length = 10'), "edge.toml"))
     assert s.expectations[2].window.bounds(s.steps) == (50, 60)  # a window that ends on the last step fits
+
+
+def test_a_window_counted_back_from_the_end_fits(tmp_path):
     s = load_suite(write(tmp_path, VALID.replace('anchor = "low_loss", offset = 0', 'anchor = "end", offset = 10, '
                                                  'length = 50'), "end.toml"))
     assert s.expectations[2].window.bounds(s.steps) == (0, 50)
@@ -428,17 +434,36 @@ WRONG_SHAPES = [
 ]
 
 
-@pytest.mark.parametrize("path,value,field,phrase", WRONG_SHAPES, ids=[f"{w[2]}#{i}" for i, w in enumerate(WRONG_SHAPES)])
-def test_wrong_shape_record_is_exit_2_in_compare_and_report(good_run, tmp_path, capsys, path, value, field, phrase):
-    head, case = _copy(good_run, tmp_path / "head")
+def _wrong_shape_copy(good_run, dest: Path, path, value) -> tuple[Path, Path]:
+    """A copy of the good run whose first case record has ``path`` set to ``value``: (its folder,
+    that record's path)."""
+    head, case = _copy(good_run, dest)
     record = json.loads(case.read_text())
     _set(record, path, value)
     case.write_text(json.dumps(record))
-    for args in (["compare", str(good_run), str(head)], ["report", str(head), "--out", str(tmp_path / "rep")]):
-        assert main(args) == 2, args
-        err = capsys.readouterr().err
-        assert err.startswith(f"theory-harness: error: {case}: {field}: ") and phrase in err, err
-        assert "Traceback" not in err
+    return head, case
+
+
+def _assert_exit_2_naming(args, case, field, phrase, capsys):
+    assert main(args) == 2, args
+    err = capsys.readouterr().err
+    assert err.startswith(f"theory-harness: error: {case}: {field}: ") and phrase in err, err
+    assert "Traceback" not in err
+
+
+WRONG_SHAPE_IDS = [f"{w[2]}#{i}" for i, w in enumerate(WRONG_SHAPES)]
+
+
+@pytest.mark.parametrize("path,value,field,phrase", WRONG_SHAPES, ids=WRONG_SHAPE_IDS)
+def test_wrong_shape_record_is_exit_2_in_compare(good_run, tmp_path, capsys, path, value, field, phrase):
+    head, case = _wrong_shape_copy(good_run, tmp_path / "head", path, value)
+    _assert_exit_2_naming(["compare", str(good_run), str(head)], case, field, phrase, capsys)
+
+
+@pytest.mark.parametrize("path,value,field,phrase", WRONG_SHAPES, ids=WRONG_SHAPE_IDS)
+def test_wrong_shape_record_is_exit_2_in_report(good_run, tmp_path, capsys, path, value, field, phrase):
+    head, case = _wrong_shape_copy(good_run, tmp_path / "head", path, value)
+    _assert_exit_2_naming(["report", str(head), "--out", str(tmp_path / "rep")], case, field, phrase, capsys)
 
 
 @pytest.mark.parametrize("edit,field,phrase", [
@@ -511,16 +536,31 @@ def test_an_unforeseen_error_is_exit_2_in_one_line(tmp_path, capsys, monkeypatch
     assert err.startswith("theory-harness: error: unexpected KeyError: 'boom'") and "Traceback" not in err
 
 
-def test_unwritable_report_and_markdown_outputs(good_run, tmp_path, capsys):
-    blocker = tmp_path / "file"
-    blocker.write_text("x")
+@pytest.fixture
+def blocker(tmp_path):
+    """A plain file where an output folder might be asked for."""
+    path = tmp_path / "file"
+    path.write_text("x")
+    return path
+
+
+def test_a_report_out_that_is_a_file_is_exit_2(good_run, blocker, capsys):
     assert main(["report", str(good_run), "--out", str(blocker)]) == 2
     err = capsys.readouterr().err
     assert f"{blocker}: --out: expected a folder to write into, but it is a file" in err and "Traceback" not in err
+
+
+def test_a_markdown_output_that_is_a_folder_is_exit_2(good_run, tmp_path, capsys):
     assert main(["compare", str(good_run), str(good_run), "--markdown", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert f"{tmp_path}: --markdown: expected a file to write, but it is a folder" in err and "Traceback" not in err
+
+
+def test_a_markdown_output_inside_a_file_is_exit_2(good_run, blocker, capsys):
     assert main(["compare", str(good_run), str(good_run), "--markdown", str(blocker / "c.md")]) == 2
     assert f"{blocker}: --markdown: " in capsys.readouterr().err
+
+
+def test_a_markdown_output_in_a_new_folder_is_written(good_run, tmp_path):
     assert main(["compare", str(good_run), str(good_run), "--markdown", str(tmp_path / "new" / "c.md")]) == 0
     assert (tmp_path / "new" / "c.md").read_text().startswith("### theory-harness")

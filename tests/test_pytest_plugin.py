@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from suite_text import SWEEP, VALID
@@ -14,18 +15,32 @@ def test_cases_are_collected_one_item_per_case(pytester):
     assert sum("tiny.toml::" in line for line in result.outlines) == 8
 
 
-def test_passing_suite_and_cuda_items_skipped_with_reason(pytester):
+def _passing_run(pytester):
+    """The tiny suite, which passes, run on every device with its skip reasons shown."""
     _suite(pytester)
-    result = pytester.runpytest("-rs", "--harness-out", "out")
+    return pytester.runpytest("-rs", "--harness-out", "out")
+
+
+def test_a_passing_suite_passes_on_the_cpu_plus_cuda_where_available(pytester):
+    result = _passing_run(pytester)
     if torch.cuda.is_available():
         result.assert_outcomes(passed=8)
     else:
         result.assert_outcomes(passed=4, skipped=4)
-        result.stdout.fnmatch_lines(["*CUDA is not available on this machine*"])
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="on a GPU machine the CUDA items run, none is skipped")
+def test_without_a_gpu_the_cuda_items_are_skipped_with_the_reason(pytester):
+    result = _passing_run(pytester)
+    result.stdout.fnmatch_lines(["*CUDA is not available on this machine*"])
+
+
+def test_a_passing_suite_writes_one_record_per_case_run_cuda_included(pytester):
+    _passing_run(pytester)
     assert len(list((pytester.path / "out").rglob("*.json"))) == (8 if torch.cuda.is_available() else 4)
 
 
-def test_device_option_and_markers(pytester):
+def test_the_device_option_with_a_marker_selects_the_cpu_items(pytester):
     _suite(pytester)
     result = pytester.runpytest("--device", "cpu", "-m", "not cuda", "-rs")
     result.assert_outcomes(passed=4, deselected=4)
@@ -47,7 +62,7 @@ def test_malformed_suite_is_a_collection_error_without_traceback(pytester):
     assert result.ret != 0
 
 
-def test_short_summary_names_the_file_and_key_of_a_collection_error(pytester, monkeypatch):
+def test_short_summary_names_the_key_path_of_a_collection_error(pytester, monkeypatch):
     monkeypatch.setenv("CI", "true")  # pytest prints the short summary's reasons untrimmed on CI
     _suite(pytester, VALID.replace("steps = 60", "stepz = 60"))
     result = pytester.runpytest("-ra")
@@ -80,11 +95,14 @@ def test_a_suite_folder_named_on_the_command_line_is_collected_wherever_it_is(py
     assert not any("pyproject.toml" in line for line in result.outlines)
 
 
-def test_sweep_items_pass_and_fail_with_a_table(pytester):
+def test_passing_sweep_items_pass_writing_their_records(pytester):
     _suite(pytester, VALID + SWEEP.replace("BOUND", "-0.99"))
     result = pytester.runpytest("--device", "cpu", "-rA", "--harness-out", "out")
     result.assert_outcomes(passed=6, skipped=6)  # 4 cases + 2 sweep groups on the CPU
     assert len(list((pytester.path / "out").rglob("sweep-*.json"))) == 2
+
+
+def test_failing_sweep_items_fail_with_a_table(pytester):
     _suite(pytester, VALID + SWEEP.replace("BOUND", "-1.5"))
     result = pytester.runpytest("--device", "cpu", "--harness-out", "")
     result.assert_outcomes(passed=4, failed=2, skipped=6)
@@ -94,8 +112,6 @@ def test_sweep_items_pass_and_fail_with_a_table(pytester):
 # --- pytest-xdist -------------------------------------------------------------------------------
 
 import re  # noqa: E402
-
-import pytest  # noqa: E402
 
 from harness.pytest_plugin import SuiteGroups, physical_gpu, worker_gpu_index, xdist_groups  # noqa: E402
 from harness.run.runner import expand, group_key  # noqa: E402
@@ -130,7 +146,8 @@ def test_xdist_one_run_folder_each_case_once_sweeps_with_their_cases(pytester):
     result.stdout.fnmatch_lines(["*theory-harness under xdist (--dist loadgroup): CUDA items on one worker*"])
 
 
-def test_xdist_groups_join_overlapping_sweeps_and_keep_cuda_together(tmp_path):
+def _swept_over_three_seeds(tmp_path):
+    """A suite swept along lr over 3 seeds on both devices: its id, its cases, and its sweep groups."""
     from suite_text import write
 
     suite = load_suite(write(tmp_path, VALID.replace("seeds = [0, 1]", "seeds = [0, 1, 2]") + SWEEP.replace("BOUND", "0")))
@@ -138,12 +155,25 @@ def test_xdist_groups_join_overlapping_sweeps_and_keep_cuda_together(tmp_path):
     sweeps = {}
     for case in cases:
         sweeps.setdefault(group_key(case, "lr"), {})[case.id] = case
-    spread = xdist_groups(suite.id, cases, sweeps, cuda_one_worker=False)
+    return suite.id, cases, sweeps
+
+
+def test_xdist_groups_join_overlapping_sweeps(tmp_path):
+    suite_id, cases, sweeps = _swept_over_three_seeds(tmp_path)
+    spread = xdist_groups(suite_id, cases, sweeps, cuda_one_worker=False)
     assert len(set(spread.values())) == 6  # 3 seeds x 2 devices: one group per sweep group
     assert spread["lr=0.1-seed=0-cpu"] == spread["lr=0.2-seed=0-cpu"] != spread["lr=0.1-seed=1-cpu"]
-    one = xdist_groups(suite.id, cases, sweeps, cuda_one_worker=True)
+
+
+def test_xdist_groups_keep_cuda_together(tmp_path):
+    suite_id, cases, sweeps = _swept_over_three_seeds(tmp_path)
+    one = xdist_groups(suite_id, cases, sweeps, cuda_one_worker=True)
     assert {one[c.id] for c in cases if c.device == "cuda"} == {"theory-harness-cuda"}
-    assert xdist_groups(suite.id, cases, {}, cuda_one_worker=False) == {}  # no sweep: any worker
+
+
+def test_xdist_groups_are_empty_without_a_sweep(tmp_path):
+    suite_id, cases, _ = _swept_over_three_seeds(tmp_path)
+    assert xdist_groups(suite_id, cases, {}, cuda_one_worker=False) == {}  # no sweep: any worker
 
 
 def test_worker_gpu_pinning_respects_the_callers_visible_devices():

@@ -28,7 +28,7 @@ def test_infinite_width_kernels_match_a_wide_empirical_kernel():
     assert float((k_a_emp - k_a).abs().max() / k_a.abs().max()) < 0.02
 
 
-def test_model_and_loss_definition():
+def test_loss_is_half_the_squared_error_of_the_two_layer_relu_model():
     prob = TwoLayerReLU(n=5, d=3, m=7)
     p = prob.build(0, torch.float64, torch.device("cpu"))
     x, y = p.objective.inputs, p.objective.targets
@@ -37,14 +37,34 @@ def test_model_and_loss_definition():
     assert float(p.objective.value(p.theta0)) == pytest.approx(0.5 * float(((f - y[:, 0]) ** 2).sum()), rel=1e-12)
 
 
-def test_two_rate_rule_uses_each_groups_rate_and_can_freeze_one():
-    prob = TwoLayerReLU(n=5, d=3, m=7)
-    p = prob.build(0, torch.float64, torch.device("cpu"))
+@pytest.fixture
+def small_relu():
+    """A built TwoLayerReLU(n=5, d=3, m=7): 21 first-layer weights, then 7 second-layer ones."""
+    return TwoLayerReLU(n=5, d=3, m=7).build(0, torch.float64, torch.device("cpu"))
+
+
+def _two_rate_step(p):
+    """One TwoRateGD step (first layer at 0.3, second at 0): the new parameters and the gradient at theta0."""
     g = p.objective.value_and_grad(p.theta0)[1]
     rule = TwoRateGD(lr_first=0.3, lr_second=0.0)
     new, _ = rule.step(p.theta0, rule.init(p.theta0, p), p.objective.value_and_grad)
+    return new, g
+
+
+def test_two_rate_rule_steps_a_group_at_its_own_rate(small_relu):
+    p = small_relu
+    new, g = _two_rate_step(p)
     torch.testing.assert_close(new[:21], p.theta0[:21] - 0.3 * g[:21])
+
+
+def test_two_rate_rule_freezes_a_group_with_a_zero_rate(small_relu):
+    p = small_relu
+    new, _ = _two_rate_step(p)
     assert torch.equal(new[21:], p.theta0[21:])  # frozen second layer
+
+
+def test_two_rate_rule_rates_can_be_relative_to_the_kernel_top(small_relu):
+    p = small_relu
     rel = TwoRateGD(lr_first=0.5, lr_second=0.05, relative_to="kernel_top")
     assert rel.rates(p) == pytest.approx((0.5 / p.kernel_top["first"], 0.05 / p.kernel_top["second"]))
     scale = rel.init(p.theta0, p).scale

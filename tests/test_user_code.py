@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
 import subprocess
 import sys
 import textwrap
@@ -242,47 +241,97 @@ def _bn_problem(user_pkg, **kw) -> ModuleProblem:
     return ModuleProblem.from_table(opts, "f.toml", "problem")
 
 
-def test_module_problem_buffers_batchnorm_frozen_params_and_integer_labels(user_pkg):
-    problem = _bn_problem(user_pkg)
-    built = problem.build(3, torch.float32, torch.device("cpu"))
-    module = built.module
+@pytest.fixture
+def bn_built(user_pkg):
+    """The batch-norm module problem (a frozen parameter, buffers, integer labels) built in float32."""
+    return _bn_problem(user_pkg).build(3, torch.float32, torch.device("cpu"))
+
+
+def _trainable(module) -> list[str]:
+    return [n for n, p in module.named_parameters() if p.requires_grad]
+
+
+def test_module_problem_runs_the_module_in_eval_mode(bn_built):
+    module = bn_built.module
     assert not module.training and not module.bn.training  # eval mode: running statistics, not batch ones
-    trainable = [n for n, p in module.named_parameters() if p.requires_grad]
-    assert "frozen" not in trainable and built.theta0.numel() == sum(
-        p.numel() for p in module.parameters() if p.requires_grad) == built.n_params
-    assert built.theta0.dtype == torch.float32 and module.frozen.dtype == torch.float32
+
+
+def test_module_problem_leaves_frozen_params_out_of_theta(bn_built):
+    module = bn_built.module
+    trainable = _trainable(module)
+    assert "frozen" not in trainable and bn_built.theta0.numel() == sum(
+        p.numel() for p in module.parameters() if p.requires_grad) == bn_built.n_params
+
+
+def test_module_problem_groups_are_the_trainable_params(bn_built):
+    assert set(bn_built.groups) == set(_trainable(bn_built.module))
+
+
+def test_module_problem_casts_params_with_buffers_to_the_run_dtype(bn_built):
+    module = bn_built.module
+    assert bn_built.theta0.dtype == torch.float32 and module.frozen.dtype == torch.float32
     assert module.bn.running_mean.dtype == torch.float32 and module.scale.dtype == torch.float32
-    obj = built.objective
+
+
+def test_module_problem_keeps_integer_labels(bn_built):
+    obj = bn_built.objective
     assert obj.targets.dtype == torch.int64 and obj.inputs.dtype == torch.float32  # labels stay labels
+
+
+def test_module_problem_objective_is_the_modules_forward_with_its_loss(bn_built):
+    module, obj = bn_built.module, bn_built.objective
     with torch.no_grad():  # the objective is the module's own forward (eval mode) with its loss
         direct = torch.nn.functional.cross_entropy(module(obj.inputs), obj.targets)
-    torch.testing.assert_close(obj.value(built.theta0), direct, rtol=1e-6, atol=0)
-    assert set(built.groups) == set(trainable)
+    torch.testing.assert_close(obj.value(bn_built.theta0), direct, rtol=1e-6, atol=0)
 
 
-def test_module_problem_is_seeded_and_leaves_the_callers_rng_alone(user_pkg):
+def _bn_theta0(problem, seed, dtype=torch.float64):
+    return problem.build(seed, dtype, torch.device("cpu")).theta0
+
+
+def test_module_problem_leaves_the_callers_rng_alone(user_pkg):
     problem = _bn_problem(user_pkg)
     torch.manual_seed(123)
     before = torch.random.get_rng_state()
-    a = problem.build(0, torch.float64, torch.device("cpu")).theta0
-    b = problem.build(0, torch.float64, torch.device("cpu")).theta0
-    c = problem.build(1, torch.float64, torch.device("cpu")).theta0
+    for seed in (0, 0, 1):
+        _bn_theta0(problem, seed)
     assert torch.equal(torch.random.get_rng_state(), before)
+
+
+def test_module_problem_is_seeded(user_pkg):
+    problem = _bn_problem(user_pkg)
+    a, b, c = _bn_theta0(problem, 0), _bn_theta0(problem, 0), _bn_theta0(problem, 1)
     assert torch.equal(a, b) and not torch.equal(a, c)
+
+
+def test_module_problem_in_float32_starts_from_the_float64_initialisation(user_pkg):
+    problem = _bn_problem(user_pkg)
+    a = _bn_theta0(problem, 0)
     # float32 starts from the float64 initialisation, rounded
-    d = problem.build(0, torch.float32, torch.device("cpu")).theta0
+    d = _bn_theta0(problem, 0, torch.float32)
     torch.testing.assert_close(d, a.float(), rtol=0, atol=0)
 
 
-def test_module_problem_mse_on_labels_is_one_hot_and_test_set_is_used(user_pkg):
+@pytest.fixture
+def clusters_built(user_pkg):
+    """An mlp module problem on 30 Gaussian-cluster labels (3 classes) with an mse loss and 9 test points."""
     p = ModuleProblem.from_table({"model": f"{PKG}.models:mlp", "model_args": {"d": 5, "k": 3},
                                   "data": "gaussian_clusters", "data_args": {"input_dim": 5, "n_classes": 3,
                                                                              "n_samples": 30, "n_test": 9}},
                                  "f.toml", "problem")
-    built = p.build(0, torch.float64, torch.device("cpu"))
-    y = built.objective.targets
+    return p.build(0, torch.float64, torch.device("cpu"))
+
+
+def test_module_problem_mse_on_labels_is_one_hot(clusters_built):
+    y = clusters_built.objective.targets
     assert y.shape == (30, 3) and torch.equal(y.sum(1), torch.ones(30, dtype=torch.float64))
-    assert built.test is not None and built.test.n == 9
+
+
+def test_module_problem_uses_the_test_set(clusters_built):
+    assert clusters_built.test is not None and clusters_built.test.n == 9
+
+
+def test_module_problem_data_is_seeded_by_data_seed(user_pkg):
     # the data function runs under fork_rng seeded with data_seed: reproducible, and data_seed matters
     q = ModuleProblem.from_table({"model": f"{PKG}.models:mlp", "data": f"{PKG}.data:regression",
                                   "data_seed": 4}, "f.toml", "problem")
@@ -293,7 +342,7 @@ def test_module_problem_mse_on_labels_is_one_hot_and_test_set_is_used(user_pkg):
     assert not torch.equal(x4, r.build(0, torch.float64, torch.device("cpu")).objective.inputs)
 
 
-def test_module_problem_takes_numpy_data_and_float32_targets(user_pkg):
+def test_module_problem_converts_numpy_float32_data_to_the_run_dtype(user_pkg):
     p = ModuleProblem.from_table({"model": f"{PKG}.models:mlp", "data": f"{PKG}.data:from_numpy"}, "f", "problem")
     obj = p.build(0, torch.float64, torch.device("cpu")).objective
     assert obj.inputs.dtype == obj.targets.dtype == torch.float64 and obj.targets.shape == (10, 2)
@@ -445,7 +494,10 @@ def test_torch_optim_steps_the_models_own_parameters_with_its_own_state(user_pkg
     assert state["params"][0] is dict(module.named_parameters())[problem.objective.model.names[0]]
 
 
-def test_measures_see_theta_t_before_the_update_and_share_its_gradient(user_pkg, tmp_path, monkeypatch):
+@pytest.fixture
+def torch_sgd_run(user_pkg, tmp_path, monkeypatch):
+    """A module suite trained 5 steps by torch.optim.SGD with momentum, measuring the loss and the
+    gradient norm, with every gradient evaluation counted: the suite, its result, the count."""
     from harness.kernels.objective import Objective
     calls = []
     original = Objective.value_and_grad
@@ -473,13 +525,28 @@ def test_measures_see_theta_t_before_the_update_and_share_its_gradient(user_pkg,
         ''')
     suite = load_suite(path)
     (result,) = [run_case(c) for c in expand(suite)]
+    return suite, result, calls
+
+
+def test_a_module_suite_trained_by_a_torch_optimizer_passes(torch_sgd_run):
+    _, result, _ = torch_sgd_run
     assert result.passed
+
+
+def test_measures_share_the_gradient_of_the_update(torch_sgd_run):
+    _, _, calls = torch_sgd_run
     assert len(calls) == 6  # one gradient per step (steps 0..5), shared by the update and both measures
+
+
+def test_measures_see_theta_t_before_the_update(torch_sgd_run):
+    suite, result, _ = torch_sgd_run
     problem = suite.problem.build(0, torch.float64, torch.device("cpu"))
     assert result.trajectories["loss"]["values"][0] == pytest.approx(float(problem.objective.value(problem.theta0)))
 
 
-def test_closure_optimizers_and_sweeps(user_pkg, tmp_path):
+@pytest.fixture
+def lbfgs_results(user_pkg, tmp_path):
+    """A module suite trained 3 steps by torch.optim.LBFGS (a closure optimizer), lr swept over 0.5 and 1."""
     path = write_suite(tmp_path, f'''
         [problem]
         kind = "module"
@@ -500,9 +567,15 @@ def test_closure_optimizers_and_sweeps(user_pkg, tmp_path):
         check = "lt"
         bound = 0.9
         ''')
-    results = run_suite(path)
-    assert [r.case.id for r in results] == ["lr=0.5-seed=0-cpu", "lr=1-seed=0-cpu"]
-    assert all(r.passed for r in results), [r.error for r in results]
+    return run_suite(path)
+
+
+def test_a_torch_optimizers_lr_can_be_swept(lbfgs_results):
+    assert [r.case.id for r in lbfgs_results] == ["lr=0.5-seed=0-cpu", "lr=1-seed=0-cpu"]
+
+
+def test_a_closure_optimizer_trains(lbfgs_results):
+    assert all(r.passed for r in lbfgs_results), [r.error for r in lbfgs_results]
 
 
 @pytest.mark.parametrize("cls,extra,predict", [
@@ -610,8 +683,8 @@ GOOD = dict(problem="quadratic", optimizer="gd", measure="loss", predict="gd_edg
     ("predict", "no_such_pkg.x:edge", "expect[0].predict", "cannot import module 'no_such_pkg.x'"),
     ("statistic", f"{PKG}.kinds:Halving", "expect[0].statistic", "cannot be used as a statistic: it is a class"),
 ])
-def test_protocol_errors_exit_2_naming_file_key_and_what_is_missing(user_pkg, tmp_path, capsys, field, value, key,
-                                                                    message):
+def test_protocol_errors_exit_2_naming_the_key_path_with_what_is_missing(user_pkg, tmp_path, capsys, field, value,
+                                                                         key, message):
     path = write_suite(tmp_path, SIMPLE.format(**{**GOOD, field: value}))
     with pytest.raises(SuiteError) as err:
         load_suite(path)
@@ -730,18 +803,27 @@ def test_example_suites_pass_through_the_cli(tmp_path):
     assert summary["cases"] and all(c["status"] == "passed" for c in summary["cases"])
 
 
-def test_example_suites_are_collected_and_run_by_pytest_from_another_folder(tmp_path):
-    """``pytest path/to/suites`` from elsewhere: every suite of the folder is collected (the CNN suites
-    run in CI's own ``pytest examples/toy_user_pkg/suites`` and in the CLI test above; here the
-    exact one runs, to keep this test to seconds)."""
-    _example_installed()
+def _pytest_on_the_example_suites(cwd, *args):
+    """``pytest path/to/suites`` run from ``cwd``, elsewhere than the repository."""
     base = [sys.executable, "-m", "pytest", str(EXAMPLE / "suites"), "-p", "no:cacheprovider", "--harness-out", "",
             "--device", "cpu"]
-    listed = subprocess.run(base + ["--collect-only", "-q"], capture_output=True, text=True, cwd=tmp_path)
+    return subprocess.run(base + list(args), capture_output=True, text=True, cwd=cwd)
+
+
+def test_example_suites_are_collected_by_pytest_from_another_folder(tmp_path):
+    """``pytest path/to/suites`` from elsewhere: every suite of the folder is collected (the CNN suites
+    run in CI's own ``pytest examples/toy_user_pkg/suites`` and in the CLI test above)."""
+    _example_installed()
+    listed = _pytest_on_the_example_suites(tmp_path, "--collect-only", "-q")
     assert listed.returncode == 0, listed.stdout[-3000:] + listed.stderr[-3000:]
     for suite in ("cnn_sgd_edge", "cnn_momentum_edge", "cnn_normalized_gd_edge", "sgd_threshold"):
         assert f"{suite}.toml::seed=0-cpu" in listed.stdout or f"{suite}.toml::momentum=0-seed=0-cpu" in listed.stdout
-    proc = subprocess.run(base + ["-q", "-k", "sgd_threshold"], capture_output=True, text=True, cwd=tmp_path)
+
+
+def test_an_example_suite_runs_under_pytest_from_another_folder(tmp_path):
+    """The exact one of the example suites runs, to keep this test to seconds."""
+    _example_installed()
+    proc = _pytest_on_the_example_suites(tmp_path, "-q", "-k", "sgd_threshold")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "2 passed" in proc.stdout
 

@@ -60,25 +60,39 @@ def test_participation_ratio():
     assert participation_ratio(rank_one) == pytest.approx(1.0)
 
 
-def test_minibatches_are_seeded_and_scaling_can_be_switched_off(problem):
+def test_minibatches_are_seeded(problem):
     rule = ScaledSGD(lr=0.1, batch_size=8)
     assert torch.equal(rule.batch(problem, 3)[0], rule.batch(problem, 3)[0])
     assert not torch.equal(rule.batch(problem, 3)[0], rule.batch(problem, 4)[0])
     other_seed = SMALL.build(1, torch.float64, torch.device("cpu"))
     assert not torch.equal(rule.batch(problem, 3)[0], rule.batch(other_seed, 3)[0])
+
+
+def test_depthwise_scaling_can_be_switched_off(problem):
     plain = ScaledSGD(lr=0.1, batch_size=8, depthwise_scaling=False)
     d = plain.direction(problem.theta0, plain.init(problem.theta0, problem))
     assert d.xis == [1.0] * 3 and torch.equal(d.u, -d.stats.grad)
 
 
-def test_the_state_counts_steps_and_the_rule_stays_unchanged(problem):
+def _one_step(problem):
+    """A ScaledSGD rule, a copy of it from before, and its direction after one step from theta0."""
     rule = ScaledSGD(lr=0.1, batch_size=8)
     before = dataclasses.replace(rule)
     state = rule.init(problem.theta0, problem)
     theta, state = rule.step(problem.theta0, state, problem.objective.value_and_grad)
     d1 = rule.direction(theta, state)
-    assert state.t == 1 and rule == before
+    return rule, before, state, d1
+
+
+def test_the_state_counts_steps(problem):
+    rule, _, state, d1 = _one_step(problem)
+    assert state.t == 1
     assert torch.equal(d1.batch[0], rule.batch(problem, 1)[0])
+
+
+def test_stepping_leaves_the_rule_unchanged(problem):
+    rule, before, _, _ = _one_step(problem)
+    assert rule == before
 
 
 def test_soft_rank_variants_agree_on_extremes():

@@ -32,22 +32,42 @@ def test_without_a_hessian_due_the_plain_gradient_is_used(monkeypatch):
     torch.testing.assert_close(ctx.grad, obj.value_and_grad(theta)[1])
 
 
-def test_lambda_max_top_k_reports_the_index_th_eigenvalue_and_all_k():
+@pytest.fixture
+def top3():
+    """LambdaMax(k=3, index=2) measured once: the measurement, its memory, the parameters, and
+    the dense Hessian's eigenvalues, largest first."""
     ctx, obj, theta = _ctx()
     dense = torch.linalg.eigvalsh(hessian_operator(obj, theta).dense()).flip(0)
     m = LambdaMax(k=3, index=2, tol=1e-8)(ctx, memory := {})
-    assert memory["v"].shape == (theta.numel(), 3)
+    return m, memory, theta, dense
+
+
+def test_lambda_max_top_k_reports_the_index_th_eigenvalue(top3):
+    m, _, _, dense = top3
     np.testing.assert_allclose(m.value, float(dense[1]), rtol=1e-7)
-    np.testing.assert_allclose(m.aux["eigenvalues"], dense[:3].numpy(), rtol=1e-7)
     assert m.aux["converged"] and m.aux["relative_residual"] <= 1e-8
 
 
-def test_lambda_max_presampled_cold_start_and_unconverged_nan():
+def test_lambda_max_top_k_reports_all_k_eigenvalues(top3):
+    m, _, _, dense = top3
+    np.testing.assert_allclose(m.aux["eigenvalues"], dense[:3].numpy(), rtol=1e-7)
+
+
+def test_lambda_max_top_k_remembers_all_k_vectors(top3):
+    _, memory, theta, _ = top3
+    assert memory["v"].shape == (theta.numel(), 3)
+
+
+def test_lambda_max_presampled_cold_start_answers_for_the_full_hessian():
     ctx, obj, theta = _ctx(n=80)
     dense = torch.linalg.eigvalsh(hessian_operator(obj, theta).dense())
     m = LambdaMax(presample=0.25, tol=1e-8)(ctx, {})
     assert m.aux["presample_matvecs"] > 0
     np.testing.assert_allclose(m.value, float(dense[-1]), rtol=1e-8)
+
+
+def test_lambda_max_unconverged_is_nan_with_its_estimate():
+    ctx, _, _ = _ctx(n=80)
     bad = LambdaMax(tol=1e-12, max_iter=2, warm_start=False)(ctx, {})
     assert math.isnan(bad.value) and not bad.aux["converged"] and "estimate" in bad.aux
 

@@ -89,12 +89,26 @@ def test_sweep_expectations_are_compared(runs):
     assert len(sweep) == 2 and all(r.statistic == "spearman(last vs lr)" for r in sweep)
 
 
-def test_new_and_gone_expectations(runs, tmp_path):
-    base = runs[0]
-    fewer = _run(tmp_path, "fewer", SUITE.replace('name = "loss_falls"', 'name = "loss_falls_renamed"'))
-    rows = compare(base, fewer)
+@pytest.fixture(scope="module")
+def renamed(runs, tmp_path_factory):
+    """BASE, and a run of the same suites with the expectation loss_falls renamed loss_falls_renamed."""
+    fewer = _run(tmp_path_factory.mktemp("renamed"), "fewer",
+                 SUITE.replace('name = "loss_falls"', 'name = "loss_falls_renamed"'))
+    return runs[0], fewer
+
+
+def test_a_gone_expectation_is_flagged_gone(renamed):
+    rows = compare(*renamed)
     assert {r.flag for r in rows if r.expectation == "loss_falls"} == {"GONE"}
+
+
+def test_a_new_expectation_is_flagged_new(renamed):
+    rows = compare(*renamed)
     assert {r.flag for r in rows if r.expectation == "loss_falls_renamed"} == {"NEW"}
+
+
+def test_a_renamed_expectation_does_not_fail_compare(renamed):
+    base, fewer = renamed
     assert main(["compare", base, fewer]) == 0  # nothing that held fails: a renamed check is flagged, not red
 
 

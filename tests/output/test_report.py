@@ -45,34 +45,67 @@ def _figure_srcs(page: str) -> list[str]:
     return re.findall(r'<img src="([^"]+)"', page)
 
 
-def test_one_figure_per_case_with_trajectories_and_per_sweep_group(results, report):
+def _figure_files(report) -> list[Path]:
+    """The figure files the report's page shows, in page order."""
     built, out = report
+    return [out / unquote(src) for src in _figure_srcs(built.index.read_text())]
+
+
+def test_one_figure_per_case_with_trajectories_or_sweep_group(results, report):
+    built, _ = report
     records = read_records(results)
     ran = [r for r in records if r["trajectories"]]
     sweeps = list(results.rglob("sweep-*.json"))
     assert len(ran) == 8 and len(sweeps) == 2  # 2 suites x 2 lr x 2 seeds on the CPU; 2 seeds' sweep groups
     assert len(built.figures) == len(ran) + len(sweeps)
-    page = built.index.read_text()
+    assert len(_figure_files(report)) == len(built.figures)
+
+
+def test_figures_get_the_file_mode_of_any_new_file(report):
     umask = os.umask(0)
     os.umask(umask)
-    srcs = _figure_srcs(page)
-    assert len(srcs) == len(built.figures)
-    for src in srcs:
-        data = (out / unquote(src)).read_bytes()
-        assert (out / unquote(src)).stat().st_mode & 0o777 == 0o666 & ~umask  # as any new file, not mkstemp's 0o600
+    for path in _figure_files(report):
+        assert path.stat().st_mode & 0o777 == 0o666 & ~umask  # as any new file, not mkstemp's 0o600
+
+
+def test_figures_are_whole_pngs(report):
+    for path in _figure_files(report):
+        data = path.read_bytes()
         assert data.startswith(PNG)
         assert imread(io.BytesIO(data), format="png").shape[0] > 100  # decodes whole (a truncated file raises)
+
+
+def test_report_tallies_the_cases_by_outcome(report):
+    built, _ = report
     assert built.cases == 16 and built.failed == 2 and built.skipped == 8
 
 
-def test_page_says_verdicts_margins_windows_and_environment(report):
-    built, _ = report
-    page = built.index.read_text()
+def _page(report) -> str:
+    return report[0].index.read_text()
+
+
+def test_page_lists_the_failed_cases(report):
+    page = _page(report)
     assert "<h2>Failures</h2>" in page and "test.tiny_failing [lr=0.2-seed=0-cpu]" in page
-    assert page.count('class="fail">FAILED') >= 2 and "CUDA is not available on this machine" in page
+    assert page.count('class="fail">FAILED') >= 2
+
+
+def test_page_gives_the_reason_a_case_was_skipped(report):
+    assert "CUDA is not available on this machine" in _page(report)
+
+
+def test_page_captions_the_statistic_against_its_prediction_with_the_tolerance(report):
+    page = _page(report)
     # the failing case's caption: statistic of the measure against its prediction, tolerance, signed margin
     assert "max of lambda_max / gd_edge" in page and "&lt;= 0.3" in page
-    assert re.search(r"<td>-0\.\d+</td>", page)  # a negative margin is shown
+
+
+def test_page_shows_a_negative_margin(report):
+    assert re.search(r"<td>-0\.\d+</td>", _page(report))  # a negative margin is shown
+
+
+def test_page_describes_the_environment(report):
+    page = _page(report)
     assert "torch " in page and "matmul precision highest" in page and "commit " in page
 
 

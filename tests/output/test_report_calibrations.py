@@ -30,17 +30,26 @@ def _row(page: str, name: str) -> list[str]:
     return re.findall(r"<td>(.*?)</td>", row)
 
 
-def test_each_expectation_shows_its_spread_false_alarms_and_detections(calibration, tmp_path):
-    page = build_report([calibration], tmp_path / "report").index.read_text()
+@pytest.fixture
+def page(calibration, tmp_path):
+    return build_report([calibration], tmp_path / "report").index.read_text()
+
+
+def test_each_expectation_shows_its_nominal_spread(page):
     assert "<h2>Calibrations</h2>" in page
-    cells = _row(page, "hovers_at_edge")
-    assert cells[:4] == ["0.98", "1.01", "1.04", "-0.002"]
-    assert ">1/4<" in cells[4] and 'class="fail"' in cells[4]  # a false alarm is flagged
-    assert cells[5] == "4/4"
+    assert _row(page, "hovers_at_edge")[:4] == ["0.98", "1.01", "1.04", "-0.002"]
 
 
-def test_the_runs_an_error_is_caught_in_are_listed(calibration, tmp_path):
-    page = build_report([calibration], tmp_path / "report").index.read_text()
+def test_a_false_alarm_is_flagged(page):
+    cell = _row(page, "hovers_at_edge")[4]
+    assert ">1/4<" in cell and 'class="fail"' in cell
+
+
+def test_each_deliberate_error_shows_the_runs_it_fails(page):
+    assert _row(page, "hovers_at_edge")[5] == "4/4" and _row(page, "loss_falls")[5] == "0/4"
+
+
+def test_the_runs_an_error_is_caught_in_are_listed(page):
     assert "optimizer.lr*1.1: caught in 4 of 4 runs" in page
     assert "(false alarms): 1 of 4" in page
 
@@ -54,7 +63,7 @@ def test_the_newest_calibration_of_a_suite_is_shown(calibration):
     assert cal["seeds"] == [7]
 
 
-def test_a_malformed_calibration_names_its_file_and_key(calibration):
+def test_a_malformed_calibration_is_refused_naming_the_key_path(calibration):
     (path,) = list(calibration.rglob("calibration.json"))
     data = json.loads(path.read_text())
     data["expectations"][0]["nominal"]["failed"] = "one"

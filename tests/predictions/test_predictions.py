@@ -28,12 +28,22 @@ def test_momentum_zero_reduces_to_gd():
     assert heavy_ball_edge(0.2, 0.0) == gd_edge(0.2) == nesterov_edge(0.2, 0.0)
 
 
-def test_registry_and_docstrings():
-    own = [name for name in PREDICTIONS if PREDICTIONS[name].__module__.startswith("harness.")]
+def _own_predictions():
+    return [name for name in PREDICTIONS if PREDICTIONS[name].__module__.startswith("harness.")]
+
+
+def test_the_registry_holds_the_harness_predictions():
+    own = _own_predictions()
     assert "gd_edge" in own and "sam_edge" in own  # (other tests' plugins may have registered theirs)
-    for name in own:
+
+
+def test_every_harness_prediction_cites_its_paper():
+    for name in _own_predictions():
         fn = PREDICTIONS[name]
         assert fn.__doc__ and "arXiv" in fn.__doc__, f"{name} must cite its paper"
+
+
+def test_arguments_names_a_predictions_parameters():
     assert arguments("heavy_ball_edge") == ["lr", "momentum"]
 
 
@@ -48,10 +58,15 @@ def test_sam_edge_is_the_positive_root_of_the_stability_quadratic(lr, rho, g):
     assert sam_edge(lr, rho, 2 * g) > sam_edge(lr, rho, g)  # increasing in ||g||
 
 
-def test_unnormalized_edge_and_the_orbit():
-    from harness.predictions import sam_edge, sam_orbit_grad_norm, sam_unnormalized_edge
+def test_sam_unnormalized_edge_is_the_positive_root_of_its_quadratic():
+    from harness.predictions import sam_unnormalized_edge
     lr, rho = 0.2, 0.02
     assert sam_unnormalized_edge(lr, rho) == pytest.approx(max(np.roots([lr * rho, lr, -2.0]).real), rel=1e-12)
+
+
+def test_on_the_sam_orbit_the_edge_equals_the_curvature():
+    from harness.predictions import sam_edge, sam_orbit_grad_norm
+    lr, rho = 0.2, 0.02
     for lam in (1.0, 4.0, 9.0):  # on the 2-cycle the SAM edge equals the curvature exactly
         assert sam_edge(lr, rho, sam_orbit_grad_norm(lr, rho, lam)) == pytest.approx(lam, rel=1e-12)
 

@@ -68,18 +68,35 @@ def _index(repo: Path) -> tuple[bytes, int]:
     return p.read_bytes(), p.stat().st_mtime_ns
 
 
-def test_the_commit_of_a_checkout_and_whether_it_is_dirty(repo):
+def test_a_clean_checkout_gives_its_commit_not_dirty(repo):
     head = _git(repo, "rev-parse", "HEAD")
     assert git_commit(repo / "suite.toml") == {"commit": head, "dirty": False}
+
+
+def test_a_modified_tracked_file_makes_the_checkout_dirty(repo):
+    head = _git(repo, "rev-parse", "HEAD")
     (repo / "data.txt").write_text("two\n")
     assert git_commit(repo / "suite.toml") == {"commit": head, "dirty": True}
+
+
+def test_a_staged_but_uncommitted_change_is_still_dirty(repo):
+    head = _git(repo, "rev-parse", "HEAD")
+    (repo / "data.txt").write_text("two\n")
     _git(repo, "add", "data.txt")  # staged but not committed: still dirty
     assert git_commit(repo) == {"commit": head, "dirty": True}
+
+
+def test_a_committed_change_gives_the_new_commit_not_dirty(repo):
+    (repo / "data.txt").write_text("two\n")
+    _git(repo, "add", "data.txt")
     _git(repo, "commit", "-q", "-m", "second")
     assert git_commit(repo / "suite.toml") == {"commit": _git(repo, "rev-parse", "HEAD"), "dirty": False}
 
 
-def test_packed_refs_detached_head_and_linked_worktrees_are_read(repo, tmp_path, monkeypatch):
+@pytest.fixture
+def packed_head(repo, monkeypatch):
+    """``repo`` with its refs packed and ``git rev-parse`` forbidden to the reader (the commit
+    must come from the files): its HEAD commit."""
     import harness.run.environment as environment
 
     head = _git(repo, "rev-parse", "HEAD")
@@ -87,14 +104,27 @@ def test_packed_refs_detached_head_and_linked_worktrees_are_read(repo, tmp_path,
     monkeypatch.setattr(environment, "_git", lambda args, *a, **k: pytest.fail("ran git rev-parse")
                         if args[0] == "rev-parse" else real(args, *a, **k))  # the commit comes from the files
     _git(repo, "pack-refs", "--all")
+    return head
+
+
+def test_packed_refs_are_read(repo, packed_head):
     assert not (repo / ".git" / "refs" / "heads" / _git(repo, "branch", "--show-current")).exists()
-    assert git_commit(repo)["commit"] == head
+    assert git_commit(repo)["commit"] == packed_head
+
+
+def test_a_parent_folders_checkout_is_read(repo, packed_head):
     (repo / "sub").mkdir()
-    assert git_commit(repo / "sub" / "missing.toml")["commit"] == head  # a parent folder's checkout
+    assert git_commit(repo / "sub" / "missing.toml")["commit"] == packed_head  # a parent folder's checkout
+
+
+def test_a_linked_worktree_is_read(repo, packed_head, tmp_path):
     _git(repo, "worktree", "add", "-q", "-b", "other", str(tmp_path / "wt"))
-    assert git_commit(tmp_path / "wt")["commit"] == head
+    assert git_commit(tmp_path / "wt")["commit"] == packed_head
+
+
+def test_a_detached_head_is_read(repo, packed_head):
     _git(repo, "checkout", "-q", "--detach")
-    assert git_commit(repo)["commit"] == head
+    assert git_commit(repo)["commit"] == packed_head
 
 
 def test_no_checkout_is_none(tmp_path):
@@ -103,23 +133,43 @@ def test_no_checkout_is_none(tmp_path):
     assert git_commit(tmp_path / "plain") is None
 
 
-def test_a_hostile_checkout_runs_nothing_of_its_own_and_its_index_is_untouched(repo, hostile):
-    head = _git(repo, "-c", "core.fsmonitor=false", "rev-parse", "HEAD")
-    before = _index(repo)
+def _hostile_head(repo: Path) -> str:
+    return _git(repo, "-c", "core.fsmonitor=false", "rev-parse", "HEAD")
+
+
+def test_a_hostile_checkout_with_only_moved_stat_data_is_clean(repo, hostile):
+    head = _hostile_head(repo)
     got = git_commit(repo / "suite.toml")
     assert got is not None and got["commit"] == head
     assert got["dirty"] is False  # the content is unchanged; only its stat data moved
+
+
+def test_a_hostile_checkout_with_changed_content_is_dirty(repo, hostile):
+    head = _hostile_head(repo)
+    (repo / "data.txt").write_text("changed\n")
+    assert git_commit(repo / "suite.toml") == {"commit": head, "dirty": True}
+
+
+def test_reading_a_hostile_checkout_runs_nothing_of_its_own(repo, hostile):
+    git_commit(repo / "suite.toml")
     assert [name for name, m in hostile.items() if m.exists()] == []
+    (repo / "data.txt").write_text("changed\n")
+    git_commit(repo / "suite.toml")
+    assert [name for name, m in hostile.items() if m.exists()] == []
+
+
+def test_reading_a_hostile_checkout_leaves_its_index_untouched(repo, hostile):
+    before = _index(repo)
+    git_commit(repo / "suite.toml")
     assert _index(repo) == before
     assert not (repo / ".git" / "index.lock").exists()
     (repo / "data.txt").write_text("changed\n")
-    assert git_commit(repo / "suite.toml") == {"commit": head, "dirty": True}
-    assert [name for name, m in hostile.items() if m.exists()] == []
+    git_commit(repo / "suite.toml")
     assert _index(repo) == before
 
 
 def test_the_markers_would_be_created_by_a_plain_git_status(repo, hostile):
-    """The fixture is a real trap: an unguarded ``git status`` springs it (else the test above
+    """The fixture is a real trap: an unguarded ``git status`` springs it (else the tests above
     would prove nothing)."""
     before = _index(repo)
     _git(repo, "status", "--porcelain", "--untracked-files=no", check=False)  # the fake process filter fails it
@@ -129,7 +179,7 @@ def test_the_markers_would_be_created_by_a_plain_git_status(repo, hostile):
     assert _index(repo) != before
 
 
-def test_without_git_the_commit_is_still_read_and_dirty_is_unknown(repo, monkeypatch):
+def test_without_git_the_commit_is_still_read_with_dirty_unknown(repo, monkeypatch):
     import harness.run.environment as environment
 
     head = _git(repo, "rev-parse", "HEAD")

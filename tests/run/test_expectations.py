@@ -30,21 +30,40 @@ def test_ratio_to_prediction_uses_the_case_hyper_parameters(suite):
     assert not worse.passed and worse.margin == pytest.approx(0.9 - 1.0) and "outside" in worse.message
 
 
-def test_windows_anchor_on_start_end_and_events():
+def test_a_window_anchors_on_the_start():
     assert Window("start", 10, 20).bounds(100) == (10, 30)
+
+
+def test_a_window_anchors_on_the_end():
     assert Window("end", 0, None, 0.5).bounds(100) == (50, 100)
     assert Window("end", 10, 20).bounds(100) == (70, 90)
+
+
+def test_a_window_anchors_on_an_event():
     assert Window("my_event", 5, 10).bounds(100, {"my_event": 40}) == (45, 55)
+
+
+def test_a_window_ends_at_its_until_event():
     assert Window("start", 0, None, None, "stop").bounds(100, {"stop": 30}) == (0, 30)
 
 
-def test_event_window_and_missing_event(suite):
-    e = suite.expectations[2]  # frac_increasing of loss after loss <= 1e-3
-    loss = [1.0, 0.5, 0.6, 1e-4, 5e-5, 1e-5]
-    traj = trajectories([(0, 1.0)], loss)
+LOW_LOSS_AT_3 = [1.0, 0.5, 0.6, 1e-4, 5e-5, 1e-5]  # loss <= 1e-3 first at step 3, after a rise at step 2
+
+
+def test_an_event_happens_at_the_first_step_its_condition_holds(suite):
+    traj = trajectories([(0, 1.0)], LOW_LOSS_AT_3)
     assert event_step(suite.events["low_loss"], traj, {}) == 3
+
+
+def test_an_event_window_starts_at_the_event(suite):
+    e = suite.expectations[2]  # frac_increasing of loss after loss <= 1e-3
+    traj = trajectories([(0, 1.0)], LOW_LOSS_AT_3)
     v = evaluate(suite, e, traj, {"lr": 0.1})
     assert v.passed and v.window == (3, 60)  # the increase at step 2 lies before the event
+
+
+def test_an_event_that_never_happens_fails_its_expectation(suite):
+    e = suite.expectations[2]  # frac_increasing of loss after loss <= 1e-3
     never = evaluate(suite, e, trajectories([(0, 1.0)], [1.0, 0.9]), {"lr": 0.1})
     assert not never.passed and "never happened" in never.message
 

@@ -5,6 +5,7 @@ a dying worker stop the run with a message, no worker left behind and no half-wr
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import io
 import json
@@ -26,7 +27,7 @@ from harness.output.records import read_records, validate_record
 from harness.run.runner import expand, group_key
 from suite_text import SWEEP, VALID, write
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 # process groups, SIGKILL and sending SIGINT: POSIX only
 posix_signals = pytest.mark.skipif(os.name != "posix", reason="POSIX signals and process groups")
 
@@ -246,34 +247,76 @@ def test_the_partition_does_not_depend_on_the_order_of_the_paths():
     assert len(set(full.values())) == 4
 
 
-def test_shards_merged_equal_the_whole_run_and_compare_and_report_read_them(tmp_path, capsys):
-    folder = suites_folder(tmp_path)
-    assert main(["run", str(folder), "--device", "cpu", "--threads", "1", "--out", str(tmp_path / "whole")]) == 1
-    codes = [main(["run", str(folder), "--device", "cpu", "--threads", "1", "--shard", f"{k}/3",
-                   "--out", str(tmp_path / "ci" / f"shard-{k}")]) for k in (1, 2, 3)]
-    capsys.readouterr()
-    whole = {(r["suite"]["id"], r.get("group") or r["case"]["id"]): strip(r)
-             for r in read_records(tmp_path / "whole", schemas=("theory-harness/result/1", "theory-harness/sweep/1"))}
-    per_shard = [read_records(tmp_path / "ci" / f"shard-{k}", schemas=("theory-harness/result/1",
-                                                                       "theory-harness/sweep/1")) for k in (1, 2, 3)]
-    keys = [{(r["suite"]["id"], r.get("group") or r["case"]["id"]) for r in rs} for rs in per_shard]
+@dataclasses.dataclass
+class Sharded:
+    """One whole run of :func:`suites_folder` and the same run in 3 shards (under ``ci/``)."""
+    tmp: Path
+    whole_code: int
+    codes: list[int]
+
+    @staticmethod
+    def key(r: dict) -> tuple[str, str]:
+        return r["suite"]["id"], r.get("group") or r["case"]["id"]
+
+    def whole(self) -> dict:
+        return {self.key(r): strip(r) for r in read_records(self.tmp / "whole", schemas=(
+            "theory-harness/result/1", "theory-harness/sweep/1"))}
+
+    def per_shard(self) -> list[list[dict]]:
+        return [read_records(self.tmp / "ci" / f"shard-{k}", schemas=("theory-harness/result/1",
+                                                                      "theory-harness/sweep/1")) for k in (1, 2, 3)]
+
+
+@pytest.fixture(scope="module")
+def sharded(tmp_path_factory) -> Sharded:
+    tmp = tmp_path_factory.mktemp("sharded")
+    folder = suites_folder(tmp)
+    with contextlib.redirect_stdout(io.StringIO()):
+        whole_code = main(["run", str(folder), "--device", "cpu", "--threads", "1", "--out", str(tmp / "whole")])
+        codes = [main(["run", str(folder), "--device", "cpu", "--threads", "1", "--shard", f"{k}/3",
+                       "--out", str(tmp / "ci" / f"shard-{k}")]) for k in (1, 2, 3)]
+    return Sharded(tmp, whole_code, codes)
+
+
+def test_shards_cover_the_whole_run_once(sharded):
+    whole = sharded.whole()
+    keys = [{sharded.key(r) for r in rs} for rs in sharded.per_shard()]
     assert all(keys) and sum(map(len, keys)) == len(whole) and set().union(*keys) == set(whole)  # disjoint cover
-    merged = {(r["suite"]["id"], r.get("group") or r["case"]["id"]): strip(r) for rs in per_shard for r in rs}
-    assert merged == whole
-    # a sweep record lies in the shard of its cases
-    for rs in per_shard:
+
+
+def test_shards_merged_equal_the_whole_run(sharded):
+    merged = {sharded.key(r): strip(r) for rs in sharded.per_shard() for r in rs}
+    assert merged == sharded.whole()
+
+
+def test_a_sweep_record_lies_in_the_shard_of_its_cases(sharded):
+    for rs in sharded.per_shard():
         ids = {(r["suite"]["id"], r["case"]["id"]) for r in rs if "case" in r}
         for r in rs:
             if r["schema"] == "theory-harness/sweep/1":
                 assert {(r["suite"]["id"], c) for c in r["cases"]} <= ids
-    assert codes.count(1) >= 1 and set(codes) <= {0, 1}  # the failing sweep's shard exits 1, the others 0
-    summaries = [json.loads(next((tmp_path / "ci" / f"shard-{k}").rglob("summary.json")).read_text()) for k in (1, 2, 3)]
+
+
+def test_the_failing_sweep_makes_its_run_exit_1(sharded):
+    assert sharded.whole_code == 1
+    assert sharded.codes.count(1) >= 1 and set(sharded.codes) <= {0, 1}  # the failing sweep's shard exits 1, the others 0
+
+
+def test_each_shards_summary_records_its_shard(sharded):
+    summaries = [json.loads(next((sharded.tmp / "ci" / f"shard-{k}").rglob("summary.json")).read_text())
+                 for k in (1, 2, 3)]
     assert [s["shard"]["index"] for s in summaries] == [1, 2, 3] and sum(s["shard"]["cases"] for s in summaries) == 14
+
+
+def test_compare_reads_the_shard_folders_as_one_run(sharded, capsys):
     # the CI artifacts, downloaded under one parent, read as one catalogue
-    assert main(["compare", str(tmp_path / "whole"), str(tmp_path / "ci")]) == 0
+    assert main(["compare", str(sharded.tmp / "whole"), str(sharded.tmp / "ci")]) == 0
     out = capsys.readouterr().out
     assert " 0 regressed" in out and " 0 new, 0 gone" in out
-    assert main(["report", str(tmp_path / "ci"), "--out", str(tmp_path / "report")]) == 0
+
+
+def test_report_reads_the_shard_folders_as_one_run(sharded, capsys, tmp_path):
+    assert main(["report", str(sharded.tmp / "ci"), "--out", str(tmp_path / "report")]) == 0
     assert "14 cases (0 failed" in capsys.readouterr().out
 
 
@@ -317,9 +360,15 @@ def test_bad_shard_or_jobs_exits_2_naming_the_option(tmp_path, capsys, option, v
     assert not (tmp_path / "o").exists()  # nothing ran
 
 
-def test_parse_shard_and_no_fork():
+def test_parse_shard_reads_k_of_m():
     assert parse_shard("2/5") == (2, 5) and parse_shard(" 1/1 ") == (1, 1)
+
+
+def test_parse_jobs_reads_a_count_or_auto():
     assert parse_jobs("3") == 3 and parse_jobs("auto") >= 1
+
+
+def test_run_parallel_refuses_fork():
     with pytest.raises(ValueError, match="spawn or forkserver"):
         run_parallel([], [[0]], 2, 1, [], lambda i, r: None, start_method="fork")
 
@@ -348,15 +397,25 @@ class Tty(io.StringIO):
         return True
 
 
-def test_run_parallel_reports_each_case_once_and_draws_progress(tmp_path):
-    (suite,) = load_suites([str(write(tmp_path, SWEPT))])
+@pytest.fixture(scope="module")
+def parallel_swept(tmp_path_factory) -> tuple[list[int], str]:
+    """SWEPT run by run_parallel on 2 workers: the case indices it reported, and the progress it drew."""
+    (suite,) = load_suites([str(write(tmp_path_factory.mktemp("swept"), SWEPT))])
     cases = expand(suite, ["cpu"])
     got: list[int] = []
     stream = Tty()
     run_parallel(cases, units(cases), 2, 1, [], lambda i, r: got.append(i) or None,
                  ParallelProgress(len(cases), stream))
+    return got, stream.getvalue()
+
+
+def test_run_parallel_reports_each_case_once(parallel_swept):
+    got, _ = parallel_swept
     assert sorted(got) == [0, 1, 2, 3]
-    text = stream.getvalue()
+
+
+def test_run_parallel_draws_progress(parallel_swept):
+    _, text = parallel_swept
     # which worker takes which unit depends on which starts first
     assert ("w1: test.swept " in text or "w2: test.swept " in text) and " 50/60" in text and "[4/4 done]" in text
 

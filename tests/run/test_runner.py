@@ -19,17 +19,35 @@ def test_expand_is_sweep_times_seeds_times_devices(suite):
         "lr=0.1-seed=0-cpu", "lr=0.1-seed=1-cpu", "lr=0.2-seed=0-cpu", "lr=0.2-seed=1-cpu"}
 
 
-def test_run_records_trajectories_and_verdicts(suite):
-    r = run_case(expand(suite, ["cpu"])[0])
+@pytest.fixture(scope="module")
+def first_cpu_result(tmp_path_factory):
+    """The result of running the first CPU case of VALID (lr 0.1, seed 0)."""
+    return run_case(expand(load_suite(write(tmp_path_factory.mktemp("valid"))), ["cpu"])[0])
+
+
+def test_a_run_that_meets_its_expectations_passes(first_cpu_result):
+    r = first_cpu_result
     assert r.status == "passed", [v.message for v in r.verdicts]
-    lam = r.trajectories["lambda_max"]
+
+
+def test_a_run_records_the_lambda_max_trajectory(first_cpu_result):
+    lam = first_cpu_result.trajectories["lambda_max"]
     assert lam["steps"] == [0, 10, 20, 30, 40, 50, 60]
     assert lam["values"][0] == pytest.approx(4.0, rel=1e-8)  # the known top eigenvalue
     assert all(lam["aux"]["converged"])
-    assert len(r.trajectories["loss"]["steps"]) == 61
-    rec = case_record(r, "run-x")
+
+
+def test_a_run_records_the_loss_at_every_step(first_cpu_result):
+    assert len(first_cpu_result.trajectories["loss"]["steps"]) == 61
+
+
+def test_a_case_record_names_its_schema_with_the_case_parameters(first_cpu_result):
+    rec = case_record(first_cpu_result, "run-x")
     assert rec["schema"] == "theory-harness/result/1" and rec["case"]["params"] == {"lr": 0.1}
-    env = rec["environment"]
+
+
+def test_a_case_record_describes_the_environment(first_cpu_result):
+    env = case_record(first_cpu_result, "run-x")["environment"]
     for key in ("torch", "device_name", "dtype", "float32_matmul_precision", "cuda_matmul_allow_tf32", "git", "suite_sha256"):
         assert key in env
 
@@ -157,16 +175,32 @@ def test_a_report_only_case_that_crashes_is_not_passed(tmp_path, monkeypatch):
     assert r.verdicts == [] and r.error is not None and r.status == "failed"
 
 
-def test_stop_on_event_and_measures_from_an_event(tmp_path):
+@pytest.fixture(scope="module")
+def stopped_on_event(tmp_path_factory):
+    """A run that stops 4 steps after the event low_loss and measures lambda_max every 2 steps
+    from it: its result, and the step at which low_loss fired."""
     text = VALID.replace("steps = 60", 'steps = 500\nstop = { event = "low_loss", after = 4 }')
     text = text.replace("[measures.lambda_max]\nevery = 10", '[measures.lambda_max]\nevery = 2\nfrom_event = "low_loss"')
     text = text.replace("within = 60", "within = 500")
-    s = load_suite(write(tmp_path, text))
+    s = load_suite(write(tmp_path_factory.mktemp("stop"), text))
     r = run_case(expand(s, ["cpu"])[0])
     loss = r.trajectories["loss"]
     fired = next(step for step, v in zip(loss["steps"], loss["values"]) if v <= 1e-3)
-    assert r.last_step == fired + 4 and loss["steps"][-1] == fired + 4
+    return r, fired
+
+
+def test_a_run_stops_on_an_event(stopped_on_event):
+    r, fired = stopped_on_event
+    assert r.last_step == fired + 4 and r.trajectories["loss"]["steps"][-1] == fired + 4
+
+
+def test_a_measure_starts_from_an_event(stopped_on_event):
+    r, fired = stopped_on_event
     assert r.trajectories["lambda_max"]["steps"] == [fired, fired + 2, fired + 4]
+
+
+def test_a_run_stopped_on_an_event_is_judged_as_usual(stopped_on_event):
+    r, _ = stopped_on_event
     assert r.status == "passed", [v.message for v in r.verdicts]
 
 

@@ -42,10 +42,13 @@ def _suite(tmp_path, factor: str):
     return load_suite(write(tmp_path, text.replace('devices = ["cpu", "cuda"]', 'devices = ["cpu"]')))
 
 
-def test_a_registered_kind_is_read_and_judged(tmp_path, within_factor):
+def test_a_registered_kind_is_read_from_the_suite(tmp_path, within_factor):
     s = _suite(tmp_path, "1e6")
     assert s.expectations[0].kind == "within_factor" and s.expectations[0].check.factor == 1e6
-    v = run_case(expand(s, ["cpu"])[0]).verdicts[0]
+
+
+def test_a_registered_kind_judges_the_run(tmp_path, within_factor):
+    v = run_case(expand(_suite(tmp_path, "1e6"), ["cpu"])[0]).verdicts[0]
     assert v.check == "within_factor" and v.passed and v.tolerance.startswith("within x1e+06")
 
 

@@ -24,33 +24,66 @@ def test_the_new_form_reads_as_the_old_one(tmp_path):
         + [{"lr": 0.1}] * 2 + [{"lr": 0.2}] * 2
 
 
-def test_axes_over_problem_and_run_make_variants(tmp_path):
+@pytest.fixture(scope="module")
+def zip_cases(tmp_path_factory):
+    """The CPU cases of a zip sweep over problem.eigenvalues, optimizer.lr and run.steps, named by lr."""
     text = NEW.replace('eigenvalues = [4.0, 1.0, 0.5]\n', '').replace(
         "[run]\nsteps = 60\n", "[run]\n").replace(
         '"optimizer.lr" = [0.1, 0.2]', 'mode = "zip"\n"problem.eigenvalues" = [[4.0, 1.0], [8.0, 1.0]]\n'
         '"optimizer.lr" = [0.1, 0.2]\n"run.steps" = [60, 80]\nid = ["lr"]')
-    s = load_suite(write(tmp_path, text))
-    cases = expand(s, ["cpu"])
-    assert [c.id for c in cases] == ["lr=0.1-seed=0-cpu", "lr=0.1-seed=1-cpu", "lr=0.2-seed=0-cpu", "lr=0.2-seed=1-cpu"]
-    assert [(c.suite.steps, c.suite.problem.eigenvalues, c.hyper["lr"]) for c in cases[::2]] == \
+    s = load_suite(write(tmp_path_factory.mktemp("zip"), text))
+    return expand(s, ["cpu"])
+
+
+@pytest.fixture(scope="module")
+def second_variant_result(zip_cases):
+    return run_case(zip_cases[2])  # the variant trains: 80 steps on the second spectrum
+
+
+def test_a_zip_sweep_names_its_cases_by_the_id_axes(zip_cases):
+    assert [c.id for c in zip_cases] == ["lr=0.1-seed=0-cpu", "lr=0.1-seed=1-cpu", "lr=0.2-seed=0-cpu",
+                                         "lr=0.2-seed=1-cpu"]
+
+
+def test_axes_over_any_section_make_variants_of_the_suite(zip_cases):
+    assert [(c.suite.steps, c.suite.problem.eigenvalues, c.hyper["lr"]) for c in zip_cases[::2]] == \
         [(60, [4.0, 1.0], 0.1), (80, [8.0, 1.0], 0.2)]
-    r = run_case(cases[2])  # the variant trains: 80 steps on the second spectrum
+
+
+def test_a_variant_trains_with_its_own_settings(second_variant_result):
+    r = second_variant_result
     assert r.last_step == 80 and r.trajectories["lambda_max"]["values"][0] == pytest.approx(8.0)
-    assert case_record(r, "x")["case"]["params"] == {"eigenvalues": [8.0, 1.0], "lr": 0.2, "steps": 80}
 
 
-def test_blocks_and_a_swept_kind_substituted_in_a_prediction(tmp_path):
+def test_a_variants_record_lists_its_swept_values(second_variant_result):
+    assert case_record(second_variant_result, "x")["case"]["params"] == {"eigenvalues": [8.0, 1.0], "lr": 0.2,
+                                                                          "steps": 80}
+
+
+def _blocks_suite(tmp_path):
+    """Two [[sweep]] blocks, one over gd, one over heavy_ball with two momenta, predicting "{kind}_edge"."""
     text = NEW.replace('kind = "gd"\n', "").replace('[sweep]\n"optimizer.lr" = [0.1, 0.2]\n',
         '[[sweep]]\n"optimizer.kind" = ["gd"]\n"optimizer.lr" = [0.1]\n\n'
         '[[sweep]]\n"optimizer.kind" = ["heavy_ball"]\n"optimizer.lr" = [0.1]\n"optimizer.momentum" = [0.5, 0.9]\n'
     ).replace('predict = "gd_edge"', 'predict = "{kind}_edge"')
-    s = load_suite(write(tmp_path, text))
-    cases = expand(s, ["cpu"])
+    return load_suite(write(tmp_path, text))
+
+
+def test_sweep_blocks_give_the_cases_of_each_block_in_turn(tmp_path):
+    cases = expand(_blocks_suite(tmp_path), ["cpu"])
     assert [c.id for c in cases if c.seed == 0] == [
         "kind=gd-lr=0.1-seed=0-cpu", "kind=heavy_ball-lr=0.1-momentum=0.5-seed=0-cpu",
         "kind=heavy_ball-lr=0.1-momentum=0.9-seed=0-cpu"]
+
+
+def test_a_swept_kind_is_substituted_in_a_prediction(tmp_path):
+    cases = expand(_blocks_suite(tmp_path), ["cpu"])
     assert [c.suite.expectations[0].predict for c in cases if c.seed == 0] == ["gd_edge", "heavy_ball_edge",
                                                                               "heavy_ball_edge"]
+
+
+def test_the_suites_sweep_lists_each_axis_over_all_blocks(tmp_path):
+    s = _blocks_suite(tmp_path)
     assert s.sweep == {"kind": ["gd", "heavy_ball"], "lr": [0.1], "momentum": [0.5, 0.9]}
 
 
@@ -83,7 +116,7 @@ window = { anchor = "loss_below_{k}" }
     assert named["reaches_b"].window.anchor == "loss_below_b" and named["reaches_b"].why == "event b"
 
 
-def test_substitute_keeps_types_and_foreign_braces():
+def test_substitute_fills_only_its_own_placeholders_keeping_their_types():
     assert substitute({"index": "{r}", "name": "p{r}", "x": "{other} {r}", "l": ["{r}"]}, {"r": 3}) == \
         {"index": 3, "name": "p3", "x": "{other} 3", "l": [3]}
 
@@ -123,7 +156,7 @@ def _no_steps(text):
     (lambda t: t + '\n[[expect]]\nfor_each = { r = [1, 2] }\nname = "same"\nmeasure = "loss"\nstatistic = "last"\n'
                    'check = "le"\nbound = 1.0\n', "expect", "distinct"),
 ])
-def test_malformed_shorthand_names_file_and_key(tmp_path, capsys, edit, key, phrase):
+def test_malformed_shorthand_is_exit_2_naming_the_key_path(tmp_path, capsys, edit, key, phrase):
     path = write(tmp_path, edit(NEW))
     with pytest.raises(SuiteError) as err:
         load_suite(path)

@@ -82,7 +82,7 @@ bound = -0.99
 
 
 @pytest.mark.parametrize("edit,key,phrase", BAD, ids=[b[1] or "toml" for b in BAD])
-def test_malformed_suites_name_file_key_and_expectation(tmp_path, edit, key, phrase):
+def test_a_malformed_suite_is_refused_naming_the_key_path(tmp_path, edit, key, phrase):
     path = write(tmp_path, edit(VALID))
     with pytest.raises(SuiteError) as err:
         load_suite(path)
@@ -105,21 +105,32 @@ def test_device_override_applies_only_on_its_device(tmp_path):
 
 def test_shipped_suites_all_load():
     from pathlib import Path
-    files = sorted(Path(__file__).parent.parent.joinpath("suites").glob("*.toml"))
+    files = sorted(Path(__file__).parents[2].joinpath("suites").glob("*.toml"))
     assert files
     for f in files:
         load_suite(f)
 
 
-def test_sweep_expectations_and_stop_load(tmp_path):
+def _suite_with_a_sweep_expectation_stopping_on_an_event(tmp_path):
     text = VALID.replace("steps = 60", 'steps = 60\nstop = { event = "low_loss", after = 3 }') + SWEEP
-    s = load_suite(write(tmp_path, text))
+    return load_suite(write(tmp_path, text))
+
+
+def test_a_sweep_expectation_loads(tmp_path):
+    s = _suite_with_a_sweep_expectation_stopping_on_an_event(tmp_path)
     (e,) = s.sweep_expectations
     assert e.over_sweep and e.across == "lr" and e.aggregate == "spearman"
+
+
+def test_a_stop_on_an_event_loads(tmp_path):
+    s = _suite_with_a_sweep_expectation_stopping_on_an_event(tmp_path)
     assert s.stop_event == "low_loss" and s.stop_after == 3
 
 
-def test_predicted_events_targets_and_problem_bindings(tmp_path):
+@pytest.fixture(scope="module")
+def predicted(tmp_path_factory):
+    """A suite with a predicted event (floor(2 / 0.2) = 10) anchoring a window, and a bound
+    predicted with its own args (2 / 0.25): the suite, and the verdicts of its first CPU case."""
     from harness import expand, run_case
     text = VALID.replace("bound = 0.9", 'bound = { predict = "gd_edge", args = { lr = 0.25 } }') + """
 [events.ten_steps]
@@ -135,15 +146,30 @@ window = { anchor = "ten_steps" }
 check = "lt"
 bound = 1.0
 """
-    s = load_suite(write(tmp_path, text))
-    assert s.events["ten_steps"].predicted
+    s = load_suite(write(tmp_path_factory.mktemp("predicted"), text))
     r = run_case(expand(s, ["cpu"])[0])
-    v = {x.name: x for x in r.verdicts}
+    return s, {x.name: x for x in r.verdicts}
+
+
+def test_a_predicted_event_is_read_as_predicted(predicted):
+    s, _ = predicted
+    assert s.events["ten_steps"].predicted
+
+
+def test_a_window_anchored_on_a_predicted_event_starts_at_the_predicted_step(predicted):
+    _, v = predicted
     assert v["loss_after_predicted_step"].window[0] == 10  # floor(2 / 0.2)
+
+
+def test_a_predicted_bound_with_its_own_args_is_the_reported_prediction(predicted):
+    _, v = predicted
     assert v["sharpness_below_edge"].predicted == 8.0  # the bound 2 / 0.25 is the reported prediction
 
 
-def test_zip_sweeps_where_filters_and_allowed_divergence(tmp_path):
+@pytest.fixture(scope="module")
+def zipped(tmp_path_factory):
+    """A zip sweep over lr 0.1 and 1000, the expectations kept to lr 0.1 by where, and one at lr
+    1000 that allows divergence: the suite, and its seed-0 CPU results by lr."""
     from harness import expand, run_case
     text = VALID.replace("lr = [0.1, 0.2]", 'sweep = "zip"\nlr = [0.1, 1000.0]').replace(
         'name = "sharpness_below_edge"', 'name = "sharpness_below_edge"\nwhere = { lr = 0.1 }') + """
@@ -159,25 +185,59 @@ allow_divergence = true
 """
     text = text.replace('name = "loss_falls"', 'name = "loss_falls"\nwhere = { lr = 0.1 }').replace(
         'name = "monotone_after_event"', 'name = "monotone_after_event"\nwhere = { lr = 0.1 }')
-    s = load_suite(write(tmp_path, text))
-    assert s.sweep_points() == [{"lr": 0.1}, {"lr": 1000.0}]
+    s = load_suite(write(tmp_path_factory.mktemp("zipped"), text))
     results = {dict(c.point)["lr"]: run_case(c) for c in expand(s, ["cpu"]) if c.seed == 0}
+    return s, results
+
+
+def test_a_zip_sweep_pairs_its_axes_point_by_point(zipped):
+    s, _ = zipped
+    assert s.sweep_points() == [{"lr": 0.1}, {"lr": 1000.0}]
+
+
+def test_where_keeps_expectations_to_their_points(zipped):
+    _, results = zipped
     assert [v.name for v in results[0.1].verdicts] == ["sharpness_below_edge", "loss_falls", "monotone_after_event"]
+
+
+def test_an_expectation_allowing_divergence_judges_a_diverged_run(zipped):
+    _, results = zipped
     big = results[1000.0]
     assert big.diverged_at is not None and [v.name for v in big.verdicts] == ["blows_up"] and big.passed
+
+
+def test_where_refuses_a_value_not_on_its_axis(tmp_path):
     bad = VALID.replace('name = "loss_falls"', 'name = "loss_falls"\nwhere = { lr = 0.3 }')
     with pytest.raises(SuiteError, match="not among the axis"):
         load_suite(write(tmp_path, bad, "bad.toml"))
+
+
+def test_a_zip_sweep_refuses_axes_of_different_lengths(tmp_path):
     with pytest.raises(SuiteError, match="same length"):
         load_suite(write(tmp_path, VALID.replace("lr = [0.1, 0.2]", 'sweep = "zip"\nlr = [0.1, 0.2]\nmomentum = [0.5]').replace('kind = "gd"', 'kind = "heavy_ball"'), "z.toml"))
 
 
-def test_overlay_is_recorded_and_asserts_nothing(tmp_path):
+@pytest.fixture(scope="module")
+def overlaid(tmp_path_factory):
+    """VALID with an overlay of gd_edge on the loss: the suite, and its first CPU case's result."""
     from harness import expand, run_case
 
-    suite = load_suite(write(tmp_path, VALID + '\n[[overlay]]\nmeasure = "loss"\npredict = "gd_edge"\n'))
+    suite = load_suite(write(tmp_path_factory.mktemp("overlay"),
+                             VALID + '\n[[overlay]]\nmeasure = "loss"\npredict = "gd_edge"\n'))
+    return suite, run_case(expand(suite, ["cpu"])[0])
+
+
+def test_an_overlay_is_read(overlaid):
+    suite, _ = overlaid
     assert [(o.measure, o.predict) for o in suite.overlays] == [("loss", "gd_edge")]
-    result = run_case(expand(suite, ["cpu"])[0])
+
+
+def test_an_overlay_prediction_is_recorded_at_its_measures_steps(overlaid):
+    _, result = overlaid
     assert set(result.predictions) == {"gd_edge on lambda_max", "gd_edge on loss"}
     assert result.predictions["gd_edge on loss"]["steps"] == result.trajectories["loss"]["steps"]
+
+
+def test_an_overlay_adds_no_verdict(overlaid):
+    _, result = overlaid
     assert len(result.verdicts) == 3  # the overlay adds no verdict

@@ -4,15 +4,21 @@ import pytest
 from harness.spec.statistics import Statistic, StatisticError, parse_statistic
 
 
-def test_named_and_parametrised_statistics():
-    s = np.arange(6)
-    v = np.array([3.0, 1.0, 2.0, 5.0, 4.0, 6.0])
+SIX = np.arange(6), np.array([3.0, 1.0, 2.0, 5.0, 4.0, 6.0])  # steps, values
+
+
+def test_named_statistics():
+    s, v = SIX
     assert parse_statistic("median")(s, v) == 3.5
     assert parse_statistic("p90")(s, v) == pytest.approx(np.percentile(v, 90))
-    assert parse_statistic({"name": "percentile", "q": 10})(s, v) == pytest.approx(np.percentile(v, 10))
     assert parse_statistic("frac_increasing")(s, v) == pytest.approx(3 / 5)
     assert parse_statistic("frac_decreasing")(s, v) == pytest.approx(2 / 5)
     assert parse_statistic("last_over_first")(s, v) == 2.0
+
+
+def test_parametrised_statistics():
+    s, v = SIX
+    assert parse_statistic({"name": "percentile", "q": 10})(s, v) == pytest.approx(np.percentile(v, 10))
     assert parse_statistic({"name": "fraction_above", "threshold": 3.5})(s, v) == pytest.approx(0.5)
 
 
@@ -45,13 +51,23 @@ def test_spearman_with_another_series():
         parse_statistic({"name": "spearman", "with": 3})
 
 
-def test_step_and_route_statistics():
-    steps = np.array([0, 10, 20, 30, 40, 50])
-    v = np.array([3.0, 1.0, 1.5, 1.4, 2.0, 1.9])
+ROUTE = np.array([0, 10, 20, 30, 40, 50]), np.array([3.0, 1.0, 1.5, 1.4, 2.0, 1.9])  # steps, values
+
+
+def test_first_step_statistics_give_the_step_of_the_first_crossing():
+    steps, v = ROUTE
     assert parse_statistic({"name": "first_step_above", "threshold": 1.9})(steps, v) == 0.0
     assert parse_statistic({"name": "first_step_below", "threshold": 1.2})(steps, v) == 10.0
+
+
+def test_first_step_statistics_refuse_a_series_that_never_crosses():
+    steps, v = ROUTE
     with pytest.raises(StatisticError, match="never crosses"):
         parse_statistic({"name": "first_step_above", "threshold": 9})(steps, v)
+
+
+def test_route_statistics():
+    steps, v = ROUTE
     assert parse_statistic("max_drop_after_min")(steps, v) == pytest.approx(0.1)
     assert parse_statistic("max_drawdown_after_min")(steps, v) == pytest.approx(0.1)
     assert parse_statistic("max_abs")(steps, -v) == 3.0
