@@ -29,6 +29,7 @@ def relu_kernels(x: Tensor) -> tuple[Tensor, Tensor]:
     norms = x.norm(dim=1)
     gram = x @ x.T
     cos = (gram / torch.outer(norms, norms)).clamp(-1.0, 1.0)
+    cos.fill_diagonal_(1.0)  # exactly: a rounded cosine just below 1 would give arccos ~1e-8, not 0
     th = torch.arccos(cos)
     k_w = (gram / d) * (math.pi - th) / (2 * math.pi)
     k_a = (torch.outer(norms, norms) / d) * (torch.sin(th) + (math.pi - th) * cos) / (2 * math.pi)

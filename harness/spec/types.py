@@ -41,7 +41,7 @@ class MeasureSpec:
         """Whether to measure at ``step`` of a run whose last step is ``steps``; with
         ``from_event``, only from the step the event fired on (``fired``: event -> step)."""
         if self.from_event is not None:
-            if fired is None or self.from_event not in fired:
+            if fired is None or self.from_event not in fired or step < fired[self.from_event]:
                 return False
             return (step - fired[self.from_event]) % self.every == 0 or step == steps
         if step in (0, steps):
