@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Sequence
 
 from ..run.calibrate import NOMINAL
 from ..run.expectations import Verdict

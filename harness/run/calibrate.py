@@ -24,7 +24,6 @@ import dataclasses
 import math
 import statistics as _stats
 from dataclasses import dataclass, field, replace
-from typing import Any
 
 from ..errors import HarnessError
 from ..predictions import PREDICTIONS

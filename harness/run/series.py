@@ -13,7 +13,6 @@ from typing import Any, TypedDict
 
 import numpy as np
 
-from ..spec.checks import Target
 from ..predictions import PREDICTIONS, arguments
 
 __all__ = ["Trajectory", "compared_series", "predicted_value", "resolver", "prediction_key", "prediction_series", "series"]
