@@ -118,13 +118,14 @@ class StepContext:
 
 from . import basic, curvature, dynamics, jacobian, matrix, reference  # noqa: E402,F401  (register the measures)
 from .basic import GradNorm, Loss, LossRatio, MinibatchLoss, RelativeChange, TestLoss  # noqa: E402
-from .curvature import AdamPreconditionedSharpness, LambdaMax, PreconditionedSharpness, StabilityThreshold  # noqa: E402
+from .curvature import (AdamPreconditionedSharpness, LambdaMax, PreconditionedSharpness, StabilityThreshold,  # noqa: E402
+                        TopMode)
 from .dynamics import SoftRank, TaylorCubicError, TaylorGramError  # noqa: E402
 from .jacobian import ChainRuleError, JacobianNorm, JacobianTraceRatio  # noqa: E402
 from .matrix import EffectiveRank, EffectiveRankGap, EntropyRank, ModeProgress, RelativeError  # noqa: E402
 from .reference import DenseTopEigenvalue, ForwardJacobianNorm  # noqa: E402
 
 __all__ += ["Loss", "GradNorm", "LossRatio", "RelativeChange", "TestLoss", "MinibatchLoss", "LambdaMax",
-            "StabilityThreshold", "PreconditionedSharpness", "AdamPreconditionedSharpness", "JacobianNorm", "ChainRuleError", "JacobianTraceRatio",
+            "StabilityThreshold", "PreconditionedSharpness", "AdamPreconditionedSharpness", "TopMode", "JacobianNorm", "ChainRuleError", "JacobianTraceRatio",
             "EffectiveRank", "EntropyRank", "ModeProgress", "RelativeError", "EffectiveRankGap", "TaylorGramError",
             "TaylorCubicError", "SoftRank", "DenseTopEigenvalue", "ForwardJacobianNorm"]

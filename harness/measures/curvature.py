@@ -10,16 +10,17 @@ from typing import Any, Literal
 import torch
 from torch import Tensor
 
-from ..kernels.curvature import gauss_newton_operator, hessian_operator
 from ..errors import UnsupportedError
+from ..kernels.curvature import gauss_newton_operator, hessian_operator
 from ..kernels.objective import Objective
 from ..kernels.operators import LinearOperator
-from ..options import positive
 from ..kernels.sharpness import top_eigenpairs
 from ..kernels.spectrum import lanczos
+from ..options import positive
+from ..training.optimizers import TorchOptim
 from . import MEASURES, Measurement, StepContext
 
-__all__ = ["LambdaMax", "StabilityThreshold", "PreconditionedSharpness", "AdamPreconditionedSharpness"]
+__all__ = ["LambdaMax", "StabilityThreshold", "PreconditionedSharpness", "AdamPreconditionedSharpness", "TopMode"]
 
 
 @MEASURES.register("lambda_max")
@@ -235,3 +236,48 @@ class AdamPreconditionedSharpness:
         s = p.to(h.device).rsqrt()
         op = LinearOperator(lambda v: s * (h @ (s * v)), h.dim, h.dtype, h.device, name="adam_preconditioned_hessian")
         return _warm_top_eigenvalue(op, self.tol, self.max_iter, memory, ctx.step)
+
+
+@MEASURES.register("top_mode")
+@dataclass(frozen=True)
+class TopMode:
+    """The gradient along the top Hessian eigenvector ``v_1`` at ``theta_t`` (Lanczos to relative
+    residual ``tol``, warm-started), before and after this step, in units of ``||g_t||``:
+    ``quantity = "now"``: ``<v_1, g_t> / ||g_t||``; ``"next"``: ``<v_1, g_{t+1}> / ||g_t||``;
+    ``"multiplier"``: their ratio, the factor by which the step multiplies the top mode.
+
+    ``g_{t+1}`` is the gradient at the update rule's own next iterate, from a dry run of its step
+    on this step's state (rules keep explicit state, so the run is not advanced; ``torch_optim``,
+    whose optimiser object a step changes, is refused). On a quadratic the factor is exact: for
+    normalised SAM ``1 - lr lam - lr rho lam^2/||g_t||``, of magnitude 1 exactly at the SAM edge of
+    ``||g_t||`` (prediction ``sam_top_mode_step``). ``now`` and ``next`` stay measurable when the
+    top coordinate has decayed to round-off (their ratio then does not). ``v_1`` is computed once
+    per step for all three. Records ``lambda`` (the eigenvalue) and the residual."""
+
+    quantity: Literal["now", "next", "multiplier"] = "multiplier"
+    tol: float = field(default=1e-10, metadata=positive)
+    max_iter: int = field(default=100, metadata=positive)
+
+    def __call__(self, ctx: StepContext, memory: dict) -> Measurement:
+        if isinstance(ctx.optimizer, TorchOptim):
+            raise UnsupportedError("top_mode dry-runs the update rule's step: it needs a rule with explicit state "
+                                   "(not torch_optim, whose optimizer object a step changes)")
+        key = ("top_mode", self.tol, self.max_iter)
+        if key not in ctx.cache:  # one eigensolve and one dry run per step, whatever the quantity
+            shared = ctx.cache.setdefault("top_mode_memory", {})
+            res = lanczos(ctx.hessian(), k=1, tol=self.tol, max_iter=self.max_iter, v0=memory.get("v", shared.get("v")),
+                          seed=ctx.step)
+            aux = {"lambda": float(res.eigenvalues[0]), "residual": float(res.relative_residuals.max())}
+            if not res.converged:
+                ctx.cache[key] = (math.nan, math.nan, {**aux, "reason": "Lanczos did not converge"})
+            else:
+                v1 = res.eigenvectors[:, 0]
+                theta_next, _ = ctx.optimizer.step(ctx.theta, ctx.state, ctx.value_and_grad)
+                scale = float(ctx.grad.norm())
+                now = float(v1 @ ctx.grad) / scale if scale > 0 else math.nan
+                after = float(v1 @ ctx.value_and_grad(theta_next)[1]) / scale if scale > 0 else math.nan
+                ctx.cache[key] = (now, after, aux)
+                memory["v"] = v1
+        now, after, aux = ctx.cache[key]
+        value = {"now": now, "next": after, "multiplier": after / now if now else math.nan}[self.quantity]
+        return Measurement(value, dict(aux))

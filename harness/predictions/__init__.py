@@ -29,7 +29,7 @@ from . import ansatz, factorization, reference, relu, stability  # noqa: E402,F4
 from .ansatz import gauss_newton_top  # noqa: E402
 from .reference import reference_value  # noqa: E402
 from .stability import (gd_edge, heavy_ball_edge, nesterov_edge, sam_edge, sam_orbit_grad_norm,  # noqa: E402
-                        sam_unnormalized_edge)
+                        sam_top_mode_multiplier, sam_top_mode_step, sam_unnormalized_edge)
 
 __all__ += ["gd_edge", "heavy_ball_edge", "nesterov_edge", "sam_edge", "sam_unnormalized_edge",
-            "sam_orbit_grad_norm", "gauss_newton_top", "reference_value"]
+            "sam_orbit_grad_norm", "sam_top_mode_multiplier", "sam_top_mode_step", "gauss_newton_top", "reference_value"]

@@ -118,3 +118,31 @@ def sam_orbit_grad_norm(lr: float, rho: float, lambda_max: float) -> float:
     along the top eigenvector; its amplitude is derived here and checked in the theory note).
     """
     return lr * rho * lambda_max ** 2 / (2.0 - lr * lambda_max)
+
+
+@PREDICTIONS.register("sam_top_mode_multiplier")
+def sam_top_mode_multiplier(lr: float, rho: float, grad_norm: float, lambda_max: float) -> float:
+    """The factor by which one normalised-SAM step multiplies the error along the top eigenvector
+    of a quadratic, written through the SAM edge ``S = SE(lr, rho, ||g_t||)`` of the step's own
+    iterate: ``1 - lr lam - lam^2 (2 - lr S) / S^2``.
+
+    Derived here (Long & Bartlett, arXiv 2309.12488, analyse normalised SAM): on
+    ``L = 1/2 w^T A w`` the step ``w - lr A (w + rho g/||g||)`` multiplies the eigen-coordinate of
+    curvature ``lam`` by ``1 - lr lam - lr rho lam^2 / ||g_t||``; ``S`` solves
+    ``lr S + lr rho S^2/||g_t|| = 2``, so ``lr rho / ||g_t|| = (2 - lr S) / S^2``. Its magnitude is
+    1 exactly at ``lam = S``: the edge decides, step by step and off the 2-cycle, whether the top
+    mode grows (``lam > SE(||g_t||)``) or decays, with ``||g||`` of the iterate the step starts
+    from. On the cycle it is -1 (:func:`sam_orbit_grad_norm`).
+    """
+    s = sam_edge(lr, rho, grad_norm)
+    return 1.0 - lr * lambda_max - lambda_max ** 2 * (2.0 - lr * s) / s ** 2
+
+
+@PREDICTIONS.register("sam_top_mode_step")
+def sam_top_mode_step(lr: float, rho: float, grad_norm: float, lambda_max: float, top_now: float) -> float:
+    """The top mode after one normalised-SAM step, ``m * top_now`` with ``m`` the
+    :func:`sam_top_mode_multiplier` of the step's iterate and ``top_now = <v_1, g_t>/||g_t||`` (the
+    ``top_mode`` measure's ``now``; its ``next`` is the measured counterpart). A product, not a
+    ratio, so it stays exact where the top coordinate has decayed to round-off. Derived here for
+    normalised SAM as Long & Bartlett (arXiv 2309.12488) analyse it."""
+    return sam_top_mode_multiplier(lr, rho, grad_norm, lambda_max) * top_now
