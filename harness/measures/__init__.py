@@ -62,6 +62,7 @@ class StepContext:
         self.step, self.theta, self.problem, self.optimizer, self.state = step, theta, problem, optimizer, state
         self.hessian_due = hessian_due
         self._vg: tuple[Tensor, Tensor] | None = None
+        self._value: float | None = None  # L(theta) from a forward pass alone (a minibatch rule's step)
         self.cache: dict[Any, Any] = {}  # quantities several measures of this step share
 
     def value_and_grad(self, theta: Tensor) -> tuple[Tensor, Tensor]:
@@ -100,7 +101,7 @@ class StepContext:
     def loss(self) -> float:
         """``L(theta)``; for a minibatch rule (``full_batch = False``) a forward pass only."""
         if self._vg is None and isinstance(self.optimizer, MinibatchRule) and not self.optimizer.full_batch:
-            if not hasattr(self, "_value"):
+            if self._value is None:
                 self._value = float(self.problem.objective.value(self.theta))
             return self._value
         return float(self.value_and_grad(self.theta)[0])
