@@ -285,6 +285,7 @@ SUITE_FAULTS += [
     ("adam_edge_mlp.toml", {"lr": 0.01}, adam_second_moment_without_bias_correction),
     ("adam_edge_mlp.toml", {"lr": 0.01}, adam_edge_without_its_momentum_factor),
     ("sam_quadratic_orbit.toml", {}, sam_edge_with_next_iterate_grad_norm),
+    ("sam_edge_across_rho.toml", {"lr": 0.2, "rho": 0.005}, sam_edge_with_half_rho),  # the smallest rho: 0.917
 ]
 
 
