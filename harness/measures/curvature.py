@@ -264,9 +264,7 @@ class TopMode:
                                    "(not torch_optim, whose optimizer object a step changes)")
         key = ("top_mode", self.tol, self.max_iter)
         if key not in ctx.cache:  # one eigensolve and one dry run per step, whatever the quantity
-            shared = ctx.cache.setdefault("top_mode_memory", {})
-            res = lanczos(ctx.hessian(), k=1, tol=self.tol, max_iter=self.max_iter, v0=memory.get("v", shared.get("v")),
-                          seed=ctx.step)
+            res = lanczos(ctx.hessian(), k=1, tol=self.tol, max_iter=self.max_iter, v0=memory.get("v"), seed=ctx.step)
             aux = {"lambda": float(res.eigenvalues[0]), "residual": float(res.relative_residuals.max())}
             if not res.converged:
                 ctx.cache[key] = (math.nan, math.nan, {**aux, "reason": "Lanczos did not converge"})

@@ -23,7 +23,7 @@ from typing import Any, Iterable
 from ..errors import HarnessError
 
 __all__ = ["RECORD_SCHEMA", "SWEEP_SCHEMA", "SUMMARY_SCHEMA", "CALIBRATION_SCHEMA", "case_record",
-           "sweep_record", "summary_record", "calibration_record", "validate_calibration", "read_calibrations", "new_run_id", "write_json_atomic", "write_bytes_replacing", "record_path",
+           "sweep_record", "summary_record", "calibration_record", "validate_calibration", "read_calibrations", "newest_calibrations", "new_run_id", "write_json_atomic", "write_bytes_replacing", "record_path",
            "read_records", "latest", "record_key", "validate_record", "writable_folder", "writable_file"]
 
 RECORD_SCHEMA = "theory-harness/result/1"
@@ -362,7 +362,8 @@ def validate_record(record: Any, file: str | Path, decode: bool = False) -> None
 
 def read_records(*paths: str | Path, schemas: Iterable[str] = (RECORD_SCHEMA,), validate: bool = True) -> list[dict]:
     """Every record of the given ``schemas`` under the given files or folders (temporary files
-    skipped), each checked by :func:`validate_record` (unless ``validate`` is false). A path that
+    skipped), each checked by :func:`validate_record` (a calibration by :func:`validate_calibration`)
+    unless ``validate`` is false. A path that
     does not exist, a file that is not JSON, a record of the wrong shape, or a record of a
     version this harness does not read is a :class:`HarnessError` naming the file (and the field).
     Other JSON files in a folder (``summary.json``) are passed over; a file named explicitly must
@@ -383,7 +384,9 @@ def read_records(*paths: str | Path, schemas: Iterable[str] = (RECORD_SCHEMA,), 
                 raise HarnessError(f"{f}: not a readable JSON record ({exc})") from None
             schema = data.get("schema") if isinstance(data, dict) else None
             if schema in schemas:
-                if validate:
+                if validate and schema == CALIBRATION_SCHEMA:
+                    validate_calibration(data, f)
+                elif validate:
                     validate_record(data, f, decode=True)
                 data["_path"] = str(f)
                 found.append(data)
@@ -435,27 +438,23 @@ def validate_calibration(record: Any, file: str | Path) -> None:
         need(counts(c) and set(c) == {"failed_runs", "runs"}, f"caught.{label}", "{failed_runs, runs} integers", c)
 
 
+def newest_calibrations(records: Iterable[dict]) -> list[dict]:
+    """The newest (by run id) ``calibration.json`` per suite among ``records`` (other schemas
+    passed over), ordered by suite id."""
+    newest: dict[str, dict] = {}
+    for data in records:
+        if data.get("schema") != CALIBRATION_SCHEMA:
+            continue
+        old = newest.get(data["suite"]["id"])
+        if old is None or data["run_id"] > old["run_id"]:
+            newest[data["suite"]["id"]] = data
+    return [newest[k] for k in sorted(newest)]
+
+
 def read_calibrations(*paths: str | Path) -> list[dict]:
     """Every ``calibration.json`` (``theory-harness/calibration/1``) under the given files or
-    folders, validated, the newest (by run id) per suite, ordered by suite id."""
-    newest: dict[str, dict] = {}
-    for p in map(Path, paths):
-        files = [p] if p.is_file() else sorted(p.rglob("*.json")) if p.is_dir() else []
-        for f in files:
-            if f.name.startswith("."):
-                continue
-            try:
-                data = json.loads(f.read_text(encoding="utf-8"))
-            except (OSError, UnicodeDecodeError, ValueError, RecursionError):
-                continue  # not a calibration (read_records reports unreadable records)
-            if not (isinstance(data, dict) and data.get("schema") == CALIBRATION_SCHEMA):
-                continue
-            validate_calibration(data, f)
-            data["_path"] = str(f)
-            old = newest.get(data["suite"]["id"])
-            if old is None or data["run_id"] > old["run_id"]:
-                newest[data["suite"]["id"]] = data
-    return [newest[k] for k in sorted(newest)]
+    folders, validated, the newest per suite (:func:`newest_calibrations`)."""
+    return newest_calibrations(read_records(*paths, schemas=(CALIBRATION_SCHEMA,)))
 
 
 def record_key(record: dict) -> tuple[str, str]:

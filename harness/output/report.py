@@ -23,8 +23,8 @@ from urllib.parse import quote
 
 from ..errors import HarnessError
 from .figures import case_figure, expectation_numbers, sweep_figure
-from .records import (RECORD_SCHEMA, SWEEP_SCHEMA, latest, read_calibrations, read_records, writable_folder,
-                      write_bytes_replacing)
+from .records import (CALIBRATION_SCHEMA, RECORD_SCHEMA, SWEEP_SCHEMA, latest, newest_calibrations, read_records,
+                      writable_folder, write_bytes_replacing)
 
 __all__ = ["build_report", "Report", "default_results"]
 
@@ -195,8 +195,9 @@ def build_report(paths: list[str | Path], out: str | Path, title: str = "theory-
     """Read the records under ``paths`` (each checked against the record schema) and write
     ``out/index.html`` with its figures; ``out`` must be a writable folder (checked first)."""
     writable_folder(out, "--out")
-    records = latest(read_records(*paths, schemas=(RECORD_SCHEMA, SWEEP_SCHEMA)))
-    calibrations = read_calibrations(*paths)
+    found = read_records(*paths, schemas=(RECORD_SCHEMA, SWEEP_SCHEMA, CALIBRATION_SCHEMA))  # one pass over the files
+    calibrations = newest_calibrations(found)
+    records = latest([r for r in found if r["schema"] != CALIBRATION_SCHEMA])
     cases = [r for r in records if r["schema"] == RECORD_SCHEMA]
     sweeps = [r for r in records if r["schema"] == SWEEP_SCHEMA]
     if not cases and not calibrations:

@@ -18,6 +18,8 @@ import operator
 from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar, Literal, Mapping
 
+import numpy as np
+
 from ..errors import SuiteError
 
 __all__ = ["CHECKS", "Check", "Key", "Outcome", "Target", "Approx", "Interval", "Le", "Ge", "Lt", "Gt", "Reaches",
@@ -48,11 +50,6 @@ class Target:
     @property
     def predicted(self) -> bool:
         return self.predict is not None
-
-    def describe(self) -> str:
-        if not self.predicted:
-            return f"{self.value:g}"
-        return self.predict + (f"({', '.join(f'{k}={v}' for k, v in sorted(self.args.items()))})" if self.args else "")
 
 
 Resolve = Callable[[Target], float]
@@ -130,11 +127,13 @@ def _missing(keys: Mapping[str, Any], needs: tuple[str, ...], kind: str, file: s
             raise SuiteError(file, f"{path}.{need}", f"missing; check {kind!r} needs it")
 
 
-def _unused(keys: Mapping[str, Any], used: tuple[str, ...], kind: str, file: str, path: str) -> None:
-    """A tolerance key the check does not read is a mistake in the file (a bound on an interval)."""
+def _unused(keys: Mapping[str, Any], cls: type[Check], file: str, path: str) -> None:
+    """A tolerance key that check kind ``cls`` does not read (``cls.keys``) is a mistake in the
+    file (a bound on an interval)."""
+    used = [k.name for k in cls.keys]
     for key in tolerance_keys():
         if key not in used and keys.get(key) is not None:
-            raise SuiteError(file, f"{path}.{key}", f"check {kind!r} does not use {key!r} "
+            raise SuiteError(file, f"{path}.{key}", f"check {cls.kind!r} does not use {key!r} "
                              f"(it reads {', '.join(repr(k) for k in used) or 'nothing'})")
 
 
@@ -152,7 +151,7 @@ class Approx(Check):
 
     @classmethod
     def from_keys(cls, keys, file, path, default_target=None):
-        _unused(keys, ("target", "rtol", "atol"), cls.kind, file, path)
+        _unused(keys, cls, file, path)
         target = keys.get("target") or default_target
         if target is None:
             raise SuiteError(file, f"{path}.target", "missing; check 'approx' without a prediction needs a target")
@@ -184,7 +183,7 @@ class Interval(Check):
     @classmethod
     def from_keys(cls, keys, file, path, default_target=None):
         _missing(keys, cls.needs, cls.kind, file, path)
-        _unused(keys, cls.needs, cls.kind, file, path)
+        _unused(keys, cls, file, path)
         return cls(*keys["interval"])
 
     def evaluate(self, x, resolve):
@@ -206,7 +205,7 @@ class _Bound(Check):
     @classmethod
     def from_keys(cls, keys, file, path, default_target=None):
         _missing(keys, cls.needs, cls.kind, file, path)
-        _unused(keys, cls.needs, cls.kind, file, path)
+        _unused(keys, cls, file, path)
         return cls(keys["bound"])
 
     def evaluate(self, x, resolve):
@@ -281,7 +280,7 @@ class Reaches(Check):
     @classmethod
     def from_keys(cls, keys, file, path, default_target=None):
         _missing(keys, cls.needs, cls.kind, file, path)
-        _unused(keys, ("threshold", "within", "direction"), cls.kind, file, path)
+        _unused(keys, cls, file, path)
         return cls(keys["threshold"], keys["within"], keys.get("direction") or "above")
 
     def own_statistic(self, steps, values, start):
@@ -302,8 +301,6 @@ class Reaches(Check):
 
     def steps_to_reach(self, steps, values, start: int) -> float:
         """Steps from ``start`` to the first point of ``(steps, values)`` across the threshold."""
-        import numpy as np
-
         with np.errstate(invalid="ignore"):
             hit = values >= self.threshold if self.direction == "above" else values <= self.threshold
         idx = np.flatnonzero(hit)

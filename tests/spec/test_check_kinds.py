@@ -24,7 +24,7 @@ class WithinFactor(Check):
     def from_keys(cls, keys, file, path, default_target=None):
         if keys.get("factor") is None:
             raise SuiteError(file, f"{path}.factor", "missing; check 'within_factor' needs it")
-        _unused(keys, ("factor",), cls.kind, file, path)
+        _unused(keys, cls, file, path)
         return cls(default_target.value, keys["factor"])
 
     def evaluate(self, x, resolve):
