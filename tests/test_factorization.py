@@ -104,3 +104,82 @@ def test_rank_bound():
 def test_hitting_time_refuses_an_index_past_the_positive_eigenvalues():
     with pytest.raises(ValueError, match="positive eigenvalue"):
         PREDICTIONS["dmf_hitting_time"](0.01, 3, 0.05, SPECTRUM, 5, 0.5)
+
+
+# --- a noisy target: early stopping (issue 16, item 2) -----------------------------------------
+
+from harness.kernels.factorization import leading_part, symmetric_noise, symmetric_target  # noqa: E402
+from harness.measures import MEASURES, StepContext  # noqa: E402
+
+
+def test_a_noisy_problem_fits_target_plus_noise_and_keeps_the_signal():
+    p = DeepMatrixFactorization(n=10, depth=2, spectrum=SPECTRUM, noise=0.02, alpha=0.1).build(0, torch.float64, torch.device("cpu"))
+    a = symmetric_target(10, SPECTRUM, 0)
+    assert torch.equal(p.signal, a)
+    assert torch.equal(p.target, a + symmetric_noise(10, 0.02, 0))
+    clean = DeepMatrixFactorization(n=10, depth=2, spectrum=SPECTRUM, alpha=0.1).build(0, torch.float64, torch.device("cpu"))
+    assert clean.signal is None and torch.equal(clean.target, a)  # noise 0: the target as it always was
+
+
+def test_noise_is_refused_on_a_sensing_problem():
+    with pytest.raises(ValueError, match="noise"):
+        DeepMatrixFactorization(n=6, sensing=20, noise=0.1)
+
+
+def _context(problem, theta):
+    return StepContext(0, theta, problem, None)
+
+
+def test_estimation_error_against_a_dense_computation():
+    p = DeepMatrixFactorization(n=8, depth=2, spectrum=SPECTRUM, noise=0.05, alpha=0.3).build(0, torch.float64, torch.device("cpu"))
+    theta = p.theta0 + 0.1 * torch.randn(p.theta0.shape, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    w = (theta.view(2, 8, 8)[1] @ theta.view(2, 8, 8)[0]).numpy()
+    a, b = p.signal.numpy(), p.target.numpy()
+    lam, vecs = np.linalg.eigh(a)
+    a2 = (vecs[:, -2:] * lam[-2:]) @ vecs[:, -2:].T
+    want = np.linalg.norm(w - a2) / np.linalg.norm(b - a2)
+    got = MEASURES["estimation_error"](rank=2)(_context(p, theta), {}).value
+    assert got == pytest.approx(want, rel=1e-12)
+
+
+def test_estimation_error_refuses_a_noiseless_target_at_its_own_rank():
+    from harness.errors import UnsupportedError
+    p = DeepMatrixFactorization(n=8, depth=2, spectrum=SPECTRUM, alpha=0.3).build(0, torch.float64, torch.device("cpu"))
+    with pytest.raises(UnsupportedError, match="noise"):
+        MEASURES["estimation_error"](rank=4)(_context(p, p.theta0), {})
+
+
+def test_noisy_predictions_read_the_eigenvalues_of_target_plus_noise():
+    lr, depth, alpha, n, noise = 0.01, 3, 0.1, 12, 0.02
+    mu = np.linalg.eigvalsh((symmetric_target(n, SPECTRUM, 0) + symmetric_noise(n, noise, 0)).numpy())[::-1]
+    k5 = PREDICTIONS["dmf_hitting_time_exact"](lr, depth, alpha, SPECTRUM, 5, 0.05, n, noise, 0)
+    assert k5 == PREDICTIONS["dmf_hitting_time_exact"](lr, depth, alpha, [float(x) for x in mu], 5, 0.05)
+    k4 = PREDICTIONS["dmf_hitting_time_exact"](lr, depth, alpha, SPECTRUM, 4, 0.95, n, noise, 0)
+    assert PREDICTIONS["dmf_interval_length_exact"](lr, depth, alpha, SPECTRUM, n, noise, 0, 4, 0.05) == k5 - k4
+    # without noise the predictions are what they were: the spectrum as given, no round-off
+    assert PREDICTIONS["dmf_hitting_time"](lr, depth, alpha, SPECTRUM, 2, 0.9, n, 0.0, 0) == \
+        PREDICTIONS["dmf_hitting_time"](lr, depth, alpha, SPECTRUM, 2, 0.9)
+
+
+def test_estimation_error_prediction_at_step_zero_and_late():
+    n, noise, alpha = 10, 0.02, 0.3
+    a, e = symmetric_target(n, SPECTRUM, 0), symmetric_noise(n, noise, 0)
+    a4 = leading_part(a, 4)
+    scale = float((a + e - a4).norm())
+    at0 = PREDICTIONS["dmf_estimation_error_at_step"](0.02, 2, alpha, SPECTRUM, n, noise, 0, 4, 0)
+    assert at0 == pytest.approx(float((alpha ** 2 * torch.eye(n, dtype=torch.float64) - a4).norm()) / scale, rel=1e-12)
+    # depth 2 fits every positive mode of A + E in the end and lets the others decay to 0
+    mu, u = np.linalg.eigh((a + e).numpy())
+    plus = torch.from_numpy((u * np.maximum(mu, 0)) @ u.T)
+    late = PREDICTIONS["dmf_estimation_error_at_step"](0.02, 2, alpha, SPECTRUM, n, noise, 0, 4, 200_000)
+    assert late == pytest.approx(float((plus - a4).norm()) / scale, rel=1e-3)
+
+
+def test_truncation_error_is_that_of_the_rank_r_part_of_the_noisy_matrix():
+    n, noise = 40, 0.01
+    b = symmetric_target(n, SPECTRUM, 2) + symmetric_noise(n, noise, 2)
+    a4 = leading_part(symmetric_target(n, SPECTRUM, 2), 4)
+    want = float((leading_part(b, 4) - a4).norm() / (b - a4).norm())
+    got = PREDICTIONS["dmf_truncation_error"](SPECTRUM, n, noise, 2, 4)
+    assert got == pytest.approx(want, rel=1e-10)
+    assert got == pytest.approx((2 * 4 / n) ** 0.5, rel=0.25)  # the first-order estimate in its docstring

@@ -9,6 +9,7 @@ dense float64 reference.
 * :mod:`.ansatz`: the Hessian-Jacobian identities (MacDonald, Valmadre & Lucey).
 * :mod:`.homogeneous`: the layered homogeneous MLP and its Taylor/Gram quantities (Terjek).
 * :mod:`.rank`: effective ranks; :mod:`.relu_kernels`: infinite-width ReLU kernels.
+* :mod:`.factorization`: deep matrix factorisation's (noisy) target and exact mode recursion.
 * :mod:`.losses`: the losses by name; :mod:`.cost`: counted FLOPs of a product.
 
 Nothing here imports from the layers above.

@@ -21,7 +21,7 @@ from ..training.optimizers import Direction, DirectionRule
 from ..training.problems import Problem
 from ..registry import Registry
 
-__all__ = ["MEASURES", "Measurement", "StepContext", "HessianGraphUser", "MinibatchRule", "uses_hessian_graph"]
+__all__ = ["MEASURES", "Measurement", "StepContext", "HessianGraphUser", "MinibatchRule", "uses_hessian_graph", "forward_only_loss"]
 
 MEASURES: Registry[type] = Registry("measure")
 
@@ -42,6 +42,13 @@ class MinibatchRule(Protocol):
     full_batch: bool
 
 
+def forward_only_loss(rule: Any) -> bool:
+    """Whether ``rule`` is a :class:`MinibatchRule` that does not use the full-batch gradient, so
+    that its step's loss is a forward pass alone. A runtime protocol check walks the class's
+    attributes: a run checks once, not at every step (:class:`StepContext`'s ``forward_only``)."""
+    return isinstance(rule, MinibatchRule) and not rule.full_batch
+
+
 def uses_hessian_graph(measure: Any) -> bool:
     """Whether ``measure`` reuses the step's Hessian graph (:class:`HessianGraphUser`)."""
     return isinstance(measure, HessianGraphUser) and bool(measure.uses_hessian_graph)
@@ -58,9 +65,10 @@ class StepContext:
     the optimiser and every measure share one gradient evaluation."""
 
     def __init__(self, step: int, theta: Tensor, problem: Problem, optimizer: Any, state: Any = None,
-                 hessian_due: bool = False):
+                 hessian_due: bool = False, forward_only: bool | None = None):
         self.step, self.theta, self.problem, self.optimizer, self.state = step, theta, problem, optimizer, state
         self.hessian_due = hessian_due
+        self.forward_only = forward_only_loss(optimizer) if forward_only is None else forward_only
         self._vg: tuple[Tensor, Tensor] | None = None
         self._value: float | None = None  # L(theta) from a forward pass alone (a minibatch rule's step)
         self.cache: dict[Any, Any] = {}  # quantities several measures of this step share
@@ -100,7 +108,7 @@ class StepContext:
     @property
     def loss(self) -> float:
         """``L(theta)``; for a minibatch rule (``full_batch = False``) a forward pass only."""
-        if self._vg is None and isinstance(self.optimizer, MinibatchRule) and not self.optimizer.full_batch:
+        if self._vg is None and self.forward_only:
             if self._value is None:
                 self._value = float(self.problem.objective.value(self.theta))
             return self._value
@@ -123,10 +131,10 @@ from .curvature import (AdamPreconditionedSharpness, LambdaMax, PreconditionedSh
                         TopMode)
 from .dynamics import SoftRank, TaylorCubicError, TaylorGramError  # noqa: E402
 from .jacobian import ChainRuleError, JacobianNorm, JacobianTraceRatio  # noqa: E402
-from .matrix import EffectiveRank, EffectiveRankGap, EntropyRank, ModeProgress, RelativeError  # noqa: E402
+from .matrix import EffectiveRank, EffectiveRankGap, EntropyRank, EstimationError, ModeProgress, RelativeError  # noqa: E402
 from .reference import DenseTopEigenvalue, ForwardJacobianNorm  # noqa: E402
 
 __all__ += ["Loss", "GradNorm", "LossRatio", "RelativeChange", "TestLoss", "MinibatchLoss", "LambdaMax",
             "StabilityThreshold", "PreconditionedSharpness", "AdamPreconditionedSharpness", "TopMode", "JacobianNorm", "ChainRuleError", "JacobianTraceRatio",
-            "EffectiveRank", "EntropyRank", "ModeProgress", "RelativeError", "EffectiveRankGap", "TaylorGramError",
+            "EffectiveRank", "EntropyRank", "ModeProgress", "RelativeError", "EffectiveRankGap", "EstimationError", "TaylorGramError",
             "TaylorCubicError", "SoftRank", "DenseTopEigenvalue", "ForwardJacobianNorm"]

@@ -10,10 +10,11 @@ from torch import Tensor
 
 from ..errors import UnsupportedError
 from ..options import positive
+from ..kernels.factorization import leading_part
 from ..kernels.rank import effective_rank, entropy_rank
 from . import MEASURES, Measurement, StepContext
 
-__all__ = ["EffectiveRank", "EntropyRank", "ModeProgress", "RelativeError", "EffectiveRankGap"]
+__all__ = ["EffectiveRank", "EntropyRank", "ModeProgress", "RelativeError", "EffectiveRankGap", "EstimationError"]
 
 
 def _matrix(ctx: StepContext) -> Tensor:
@@ -90,3 +91,29 @@ class EffectiveRankGap:
                 raise UnsupportedError("effective_rank_gap needs a problem with a target matrix")
             memory["target"] = effective_rank(torch.linalg.svdvals(ctx.problem.target))
         return Measurement(effective_rank(torch.linalg.svdvals(_matrix(ctx).detach())) - memory["target"])
+
+
+@MEASURES.register("estimation_error")
+@dataclass(frozen=True)
+class EstimationError:
+    """``||W - A_r||_F / ||(A + E) - A_r||_F``: how well the product estimates the rank-``r`` part
+    ``A_r`` of the noiseless target ``A`` (``Problem.signal``), relative to the noisy matrix
+    ``A + E`` it is fitted to (``Problem.target``). Below 1: a better estimate of ``A_r`` than the
+    data itself, which is what stopping inside an interval ``I_r`` is for (Chou, Gieshoff, Maly &
+    Rauhut, arXiv 2011.13772, abstract: the intervals "can be used as criteria for early stopping")."""
+
+    rank: int = field(metadata=positive)
+
+    def __call__(self, ctx: StepContext, memory: dict) -> Measurement:
+        if "a_r" not in memory:
+            fitted, signal = ctx.problem.target, ctx.problem.signal
+            if fitted is None:
+                raise UnsupportedError("estimation_error needs a problem with a target matrix")
+            signal = fitted if signal is None else signal
+            a_r = leading_part(signal, self.rank)
+            scale = float((fitted - a_r).norm())
+            if scale <= 1e-12 * float(fitted.norm()):  # zero but for round-off
+                raise UnsupportedError(f"estimation_error: the fitted matrix equals its rank-{self.rank} part "
+                                       "(a noiseless target of rank <= rank): give the problem noise or a smaller rank")
+            memory["a_r"], memory["scale"] = a_r, scale
+        return Measurement(float((_matrix(ctx).detach() - memory["a_r"]).norm()) / memory["scale"])

@@ -28,7 +28,7 @@ from ..errors import CaseSetupError, UnsupportedError
 from .events import EventWatcher, event_step
 from .expectations import Verdict, evaluate, evaluate_sweep, failed
 from .series import Trajectory, prediction_series
-from ..measures import Measurement, StepContext, uses_hessian_graph
+from ..measures import Measurement, StepContext, forward_only_loss, uses_hessian_graph
 from ..spec.types import Suite
 from ..training.optimizers import DirectionRule, in_absolute_units, init_state, roles, step_size_unit
 from ..spec.reader import update_rule
@@ -241,11 +241,12 @@ def _simulate(case: Case, result: CaseResult, progress) -> None:
         state = _set_up(suite, "optimizer", lambda: init_state(optimizer, theta, problem))
         last = suite.steps
         loss0 = None
+        graph_users = [spec for spec in (*plain, *gated) if uses_hessian_graph(spec.measure)]  # once, not per step
+        direction_rule, forward_only = isinstance(optimizer, DirectionRule), forward_only_loss(optimizer)
         for step in range(suite.steps + 1):
             result.error_step = step
-            hessian_due = any(uses_hessian_graph(spec.measure) and spec.due(step, last, fired)
-                              for spec in (*plain, *gated))
-            ctx = StepContext(step, theta, problem, optimizer, state, hessian_due)
+            hessian_due = any(spec.due(step, last, fired) for spec in graph_users)
+            ctx = StepContext(step, theta, problem, optimizer, state, hessian_due, forward_only)
             loss = ctx.loss
             diverged = divergence(loss, theta, ctx.computed_grad, loss0)
             if diverged is not None:
@@ -266,7 +267,7 @@ def _simulate(case: Case, result: CaseResult, progress) -> None:
                 progress(step, last)
             if step == last:
                 break
-            if isinstance(optimizer, DirectionRule):  # the direction its measures saw, computed once
+            if direction_rule:  # the direction its measures saw, computed once
                 theta, state = optimizer.apply(theta, state, ctx.direction())
             else:
                 theta, state = optimizer.step(theta, state, ctx.value_and_grad)

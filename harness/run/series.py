@@ -38,7 +38,8 @@ def compared_series(measure: str, predict: str | None, args: dict, compare: str 
                     trajectories: dict, hyper: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """``(steps, measure or measure-vs-prediction, prediction)`` at the measure's steps.
 
-    Steps at which a measure the prediction needs was not recorded are dropped.
+    Steps at which a measure the prediction needs was not recorded are dropped. A prediction
+    that binds nothing per step (no measure, no ``step``) is evaluated once and broadcast.
     """
     steps, values = series(trajectories, measure)
     if predict is None:
@@ -59,8 +60,11 @@ def compared_series(measure: str, predict: str | None, args: dict, compare: str 
     keep = [i for i, s in enumerate(steps.tolist()) if all(s in m for m in per_step.values())]
     steps, values = steps[keep], values[keep]
     with np.errstate(divide="ignore", invalid="ignore"):
-        pred = np.array([_safe(fn, {**fixed, **{n: m[s] for n, m in per_step.items()}}) for s in steps.tolist()],
-                        dtype=np.float64)
+        if per_step:
+            pred = np.array([_safe(fn, {**fixed, **{n: m[s] for n, m in per_step.items()}}) for s in steps.tolist()],
+                            dtype=np.float64)
+        else:
+            pred = np.full(len(steps), _safe(fn, fixed), dtype=np.float64)
         out = values / pred if compare == "ratio" else values - pred
     return steps, out, pred
 

@@ -74,6 +74,7 @@ STATISTICS: dict[str, tuple[Callable[[np.ndarray], float], int]] = {
     "max_drop_after_min": (_max_drop_after_min, 1),
     "max_drawdown_after_min": (_max_drawdown_after_min, 1),
     "log_slope": (None, 3),  # computed in Statistic.__call__
+    "span": (None, 1),  # computed in Statistic.__call__: last step - first step of the window
 }
 _PARAMETRISED = {"percentile": "q", "fraction_above": "threshold", "fraction_below": "threshold", "spearman": "with",
                  "first_step_above": "threshold", "first_step_below": "threshold", "longest_run_within": "threshold"}
@@ -136,6 +137,10 @@ class Statistic:
             if len(values) < 3 or np.any(values <= 0):
                 raise StatisticError("log_slope needs at least 3 positive values in the window")
             return float(np.polyfit(np.asarray(steps, dtype=np.float64), np.log(values), 1)[0])
+        elif self.name == "span":  # the window's length in steps (e.g. between two measured events)
+            if not len(values):
+                raise StatisticError("span needs at least 1 point; the window holds none")
+            return float(np.asarray(steps)[-1] - np.asarray(steps)[0])
         elif self.name == "longest_run_within":  # a plateau: consecutive points with |v| <= threshold
             best, start = 0.0, None
             steps = np.asarray(steps)

@@ -14,6 +14,7 @@ from typing import Any, Callable, Literal
 import torch
 from torch import Tensor, nn
 
+from ..kernels.factorization import symmetric_noise, symmetric_target
 from ..kernels.homogeneous import layer_forward
 from ..kernels.losses import LOSSES
 from ..kernels.objective import FlatModule, Objective
@@ -41,6 +42,7 @@ class Problem:
     test: Objective | None = None  # the held-out objective
     matrix: Callable[[Tensor], Tensor] | None = None  # theta -> the matrix a rank measure reads
     target: Tensor | None = None  # the matrix the problem fits, where there is one
+    signal: Tensor | None = None  # the noiseless part of ``target``, where the problem adds noise to it
     groups: dict[str, slice] = field(default_factory=dict)  # named parameter blocks of theta
     module: Any = None  # the torch.nn.Module whose parameters theta flattens (mlp, module problems)
     widths: tuple[int, ...] | None = None  # layer widths n_0..n_L of a layered (homogeneous) MLP
@@ -173,7 +175,9 @@ class DeepMatrixFactorization:
     (Chou, Gieshoff, Maly & Rauhut, arXiv 2011.13772).
 
     Full observation (``sensing = 0``): ``A = Q diag(spectrum, 0, ...) Q^T`` with a seeded random
-    ``Q``, loss ``1/2 ||W - A||_F^2``. Matrix sensing (``sensing = m > 0``): target
+    ``Q``, loss ``1/2 ||W - (A + E)||_F^2``, where ``E = noise (G + G^T)/sqrt(2)`` is seeded
+    symmetric Gaussian noise (none by default): ``Problem.target`` is ``A + E``, what is fitted,
+    and ``Problem.signal`` is ``A`` (:mod:`harness.kernels.factorization`). Matrix sensing (``sensing = m > 0``): target
     ``X* = U U^T / sqrt(n)``, ``U`` an ``n x target_rank`` seeded Gaussian; ``m`` symmetric Gaussian
     measurements ``M = (G + G^T)/2`` (so ``E[<M, P> M] = P``), loss ``(1/2m) sum (<M_i, W> - y_i)^2``.
     Initialisation: ``identity`` (``W_j(0) = alpha I``) or ``random`` (``alpha G_j / sqrt(n)``,
@@ -187,9 +191,12 @@ class DeepMatrixFactorization:
     init: Literal["identity", "random"] = "identity"
     sensing: int = field(default=0, metadata=nonnegative)
     target_rank: int = field(default=3, metadata=positive)
+    noise: float = field(default=0.0, metadata=nonnegative)
     data_seed: int = 0
 
     def __post_init__(self):
+        if self.noise and self.sensing:
+            raise ValueError("noise: a sensing problem's target has no noise term (full observation only)")
         if self.sensing == 0 and not self.spectrum:
             raise ValueError("spectrum: the target's non-zero eigenvalues are needed without sensing")
         if self.sensing and self.spectrum:
@@ -198,14 +205,12 @@ class DeepMatrixFactorization:
             raise ValueError("the target's rank cannot exceed n")
 
     def target_matrix(self) -> Tensor:
-        g = torch.Generator().manual_seed(50_000 + self.data_seed)
+        """The noiseless target ``A``."""
         if self.sensing:
+            g = torch.Generator().manual_seed(50_000 + self.data_seed)
             u = torch.randn(self.n, self.target_rank, generator=g, dtype=torch.float64)
             return u @ u.T / math.sqrt(self.n)
-        q, _ = torch.linalg.qr(torch.randn(self.n, self.n, generator=g, dtype=torch.float64))
-        lam = torch.zeros(self.n, dtype=torch.float64)
-        lam[: len(self.spectrum)] = torch.tensor(self.spectrum, dtype=torch.float64)
-        return (q * lam) @ q.T
+        return symmetric_target(self.n, self.spectrum, self.data_seed)
 
     def product(self, theta: Tensor) -> Tensor:
         """``W_N ... W_1`` from the flat parameters (factor ``j`` is block ``j`` of ``n^2`` entries)."""
@@ -216,7 +221,8 @@ class DeepMatrixFactorization:
         return out
 
     def build(self, seed: int, dtype: torch.dtype, device: torch.device) -> Problem:
-        a = self.target_matrix()
+        signal = self.target_matrix()
+        a = signal + symmetric_noise(self.n, self.noise, self.data_seed) if self.noise else signal
         n, eye = self.n, torch.eye(self.n, dtype=torch.float64)
         if self.init == "identity":
             theta0 = (self.alpha * eye).repeat(self.depth, 1, 1)
@@ -237,7 +243,7 @@ class DeepMatrixFactorization:
         cast = lambda t: t.to(device=device, dtype=dtype)
         obj = Objective(model, loss, cast(x), cast(y))
         return Problem(obj, cast(theta0.reshape(-1)),
-                       matrix=self.product, target=cast(a))
+                       matrix=self.product, target=cast(a), signal=cast(signal) if self.noise else None)
 
 
 @PROBLEMS.register("two_layer_relu")

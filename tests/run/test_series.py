@@ -116,3 +116,16 @@ def test_prediction_key_without_args():
 def test_prediction_key_lists_sorted_args():
     assert prediction_key("heavy_ball_edge", {"momentum": 0.9, "lr": 0.1}, "lambda_max") == \
         "heavy_ball_edge(lr=0.1, momentum=0.9) on lambda_max"
+
+
+def test_a_prediction_with_nothing_per_step_is_evaluated_once(monkeypatch):
+    from harness.predictions import PREDICTIONS
+    calls = []
+
+    def edge(lr):
+        calls.append(lr)
+        return 2 / lr
+    monkeypatch.setitem(PREDICTIONS._items, "gd_edge", edge)
+    _, values, pred = compared_series("lambda_max", "gd_edge", {}, "ratio", trajectories(), {"lr": 0.1})
+    assert calls == [0.1] and pred.tolist() == pytest.approx([20.0] * 5)
+    assert values.tolist() == pytest.approx([0.1, 0.2, 0.4, 0.6, 0.8], rel=1e-14)

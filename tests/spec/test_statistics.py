@@ -83,3 +83,11 @@ def test_median_drift_tells_a_plateau_from_a_crossing():
     assert abs(drift(steps, plateau)) < 1e-12
     assert drift(steps, rising) == pytest.approx(np.median(rising[20:]) / np.median(rising[:20]) - 1)
     assert drift(steps, rising) > 0.09 and drift(steps, rising[::-1]) < -0.09
+
+
+def test_span_is_the_windows_length_in_steps():
+    steps = np.array([3, 7, 12, 40])
+    assert parse_statistic("span")(steps, np.ones(4)) == 37.0
+    assert parse_statistic("span")(np.array([5]), np.ones(1)) == 0.0
+    with pytest.raises(StatisticError):
+        parse_statistic("span")(np.array([], dtype=np.int64), np.array([]))
