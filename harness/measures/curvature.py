@@ -194,20 +194,30 @@ def _warm_top_eigenvalue(op: LinearOperator, tol: float, max_iter: int, memory: 
 
 
 def _adam_preconditioner(ctx: StepContext) -> Tensor:
-    """Adam's diagonal preconditioner at this step, ``P = (1 - beta1^t) (sqrt(v / (1 - beta2^t)) + eps)``,
-    flattened like ``theta``, from a ``torch_optim`` rule's own ``torch.optim.Adam``/``AdamW`` state."""
+    """The adaptive optimiser's diagonal preconditioner at this step, flattened like ``theta``, from a
+    ``torch_optim`` rule's own state: for ``torch.optim.Adam``/``AdamW``
+    ``P = (1 - beta1^t) (sqrt(v / (1 - beta2^t)) + eps)``; for ``torch.optim.RMSprop``
+    ``P = sqrt(v) + eps`` (``v - g_avg^2`` in place of ``v`` when ``centered``), the divisor of its
+    step (no bias correction in torch's RMSprop). Empty before the first step."""
     state = ctx.state if isinstance(ctx.state, dict) else {}
     opt = state.get("optimizer")
-    if opt is None or not isinstance(opt, (torch.optim.Adam, torch.optim.AdamW)):
+    if opt is None or not isinstance(opt, (torch.optim.Adam, torch.optim.AdamW, torch.optim.RMSprop)):
         raise UnsupportedError("adam_preconditioned_sharpness needs a torch_optim rule with class "
-                               "torch.optim.Adam or torch.optim.AdamW")
+                               "torch.optim.Adam, torch.optim.AdamW or torch.optim.RMSprop")
     group = opt.param_groups[0]
-    beta1, beta2 = group["betas"]
+    rmsprop = isinstance(opt, torch.optim.RMSprop)
     parts = []
     for p in state["params"]:
         s = opt.state.get(p, {})
-        if "exp_avg_sq" not in s:
+        if ("square_avg" if rmsprop else "exp_avg_sq") not in s:
             return torch.empty(0)
+        if rmsprop:
+            v = s["square_avg"].detach()
+            if group["centered"]:
+                v = v - s["grad_avg"].detach() ** 2
+            parts.append((v.sqrt() + group["eps"]).reshape(-1))
+            continue
+        beta1, beta2 = group["betas"]
         t = float(s["step"])
         v_hat = s["exp_avg_sq"].detach() / (1 - beta2 ** t)
         parts.append(((1 - beta1 ** t) * (v_hat.sqrt() + group["eps"])).reshape(-1))
@@ -222,7 +232,9 @@ class AdamPreconditionedSharpness:
     "Adaptive Gradient Methods at the Edge of Stability", arXiv 2207.14484): Lanczos on the
     symmetric ``P^{-1/2} H P^{-1/2}``, which has the same eigenvalues, warm-started like
     ``lambda_max``. Adam is then preconditioned EMA momentum, stable on a quadratic while
-    ``lambda_1(P^{-1} H) < (2 + 2 beta1) / ((1 - beta1) eta)``. NaN at step 0, before Adam has a
+    ``lambda_1(P^{-1} H) < (2 + 2 beta1) / ((1 - beta1) eta)``. ``torch.optim.RMSprop`` too, with
+    ``P = sqrt(v) + eps``: preconditioned GD (heavy ball with its ``momentum``), stable while
+    ``lambda_1(P^{-1} H) < (2 + 2 momentum) / eta``. NaN at step 0, before the optimiser has a
     second-moment estimate. Records the relative residual and products used."""
 
     tol: float = field(default=1e-3, metadata=positive)

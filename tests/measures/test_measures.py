@@ -177,3 +177,28 @@ def test_adam_preconditioned_sharpness_is_the_top_eigenvalue_of_p_inverse_h():
     np.testing.assert_allclose(value, float(dense), rtol=1e-8)
     with pytest.raises(UnsupportedError, match="torch.optim.Adam"):
         measure(StepContext(0, theta, problem, GD(lr=0.1), None), {})
+
+
+@pytest.mark.parametrize("centered", [False, True])
+def test_rmsprop_preconditioned_sharpness_uses_sqrt_v_plus_eps(centered):
+    from harness.measures import AdamPreconditionedSharpness
+    from harness.training.optimizers import TorchOptim
+
+    obj, theta = tiny_problem(n=40, width=8, chunk_size=15)
+    problem = Problem(obj, theta)
+    rule = TorchOptim("torch.optim.RMSprop", (("alpha", 0.9), ("centered", centered), ("lr", 0.01)))
+    state = rule.init(theta, problem)
+    measure = AdamPreconditionedSharpness(tol=1e-10)
+    assert math.isnan(measure(StepContext(0, theta, problem, rule, state), {}).value)
+    for _ in range(4):
+        theta, state = rule.step(theta, state, obj.value_and_grad)
+    value = measure(StepContext(4, theta, problem, rule, state), {}).value
+    # independent: the divisor of torch's RMSprop step, by hand (no bias correction)
+    opt = state["optimizer"]
+    (param,) = state["params"]
+    v = opt.state[param]["square_avg"].reshape(-1)
+    if centered:
+        v = v - opt.state[param]["grad_avg"].reshape(-1) ** 2
+    p = v.sqrt() + 1e-8
+    dense = torch.linalg.eigvals(torch.diag(1 / p) @ hessian_operator(obj, theta).dense()).real.max()
+    np.testing.assert_allclose(value, float(dense), rtol=1e-8)
