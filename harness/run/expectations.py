@@ -179,13 +179,29 @@ def evaluate(suite: Suite, e: Expectation, trajectories: dict, hyper: dict,
 _AGGREGATES = {"min": np.min, "max": np.max, "median": np.median, "mean": np.mean}
 
 
+def _aggregate(how: str, xs: list[float], ys: list[float]) -> float:
+    """A sweep's per-case values ``ys`` (at axis values ``xs``, ascending) as one number: their
+    rank correlation with the axis, the last over the first, or a summary (min, max, median, mean)."""
+    if how == "spearman":
+        return spearman(np.array(xs), np.array(ys))
+    if how == "last_over_first":  # the largest axis value's statistic over the smallest's
+        return ys[-1] / ys[0] if ys[0] else math.nan
+    return float(_AGGREGATES[how](ys))
+
+
 def evaluate_sweep(suite: Suite, e: Expectation, group: list[tuple[Any, Any]], device: str = "cpu") -> Verdict:
-    """Evaluate a sweep expectation on one group: ``[(axis value, CaseResult), ...]``."""
+    """Evaluate a sweep expectation on one group: ``[(axis value, CaseResult), ...]``.
+
+    A target or bound that is a prediction is aggregated like the measurement: evaluated for each
+    case with that case's bindings, then the same aggregate over the group (so
+    ``aggregate = "last_over_first"`` with ``target = { predict = "relu_loss_slope" }`` compares the
+    measured gain across the sweep with the predicted gain)."""
     e = e.for_device(device)
     per_case: dict[str, float | None] = {}
     xs, ys = [], []
     problems = []
-    for value, result in sorted(group, key=lambda p: p[0]):
+    ordered = sorted(group, key=lambda p: p[0])
+    for value, result in ordered:
         one = evaluate(suite, _per_case(e), result.trajectories, result.bindings or result.case.bindings,
                        result.divergence_message, device, result.last_step)
         per_case[result.case.id] = one.measured
@@ -198,17 +214,17 @@ def evaluate_sweep(suite: Suite, e: Expectation, group: list[tuple[Any, Any]], d
         f"{e.aggregate}({e.statistic.label()})"
     if problems:
         return failed(e, "; ".join(problems), statistic=label, per_case=per_case)
-    if e.aggregate == "spearman":
-        measured = spearman(np.array(xs), np.array(ys))
-        if math.isnan(measured):
-            return failed(e, "spearman is undefined: the per-case statistic is constant across the sweep",
-                          statistic=label, per_case=per_case)
-    elif e.aggregate == "last_over_first":  # the largest axis value's statistic over the smallest's
-        measured = ys[-1] / ys[0] if ys[0] else math.nan
-    else:
-        measured = float(_AGGREGATES[e.aggregate](ys))
-    first = group[0][1]
-    outcome = e.check.evaluate(measured, resolver(first.bindings or first.case.bindings))
+    measured = _aggregate(e.aggregate, xs, ys)
+    if e.aggregate == "spearman" and math.isnan(measured):
+        return failed(e, "spearman is undefined: the per-case statistic is constant across the sweep",
+                      statistic=label, per_case=per_case)
+    resolvers = [resolver(r.bindings or r.case.bindings) for _, r in ordered]
+
+    def resolve(target):  # a constant as it is; a prediction per case, aggregated like the measurement
+        if not target.predicted:
+            return target.value
+        return _aggregate(e.aggregate, xs, [one(target) for one in resolvers])
+    outcome = e.check.evaluate(measured, resolve)
     msg = "" if outcome.passed else e.check.failure(measured, outcome, label, None)
     return _verdict(e, outcome, statistic=label, measured=measured, message=msg, per_case=per_case)
 

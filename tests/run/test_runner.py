@@ -348,3 +348,25 @@ def test_recorded_points_counts_what_the_runner_records():
             spec = MeasureSpec("m", "loss", None, every, rng.choice([0, rng.randint(0, 250)]), rng.randint(1, 30))
             fired = None
         assert recorded_points(spec, steps) == sum(spec.due(t, steps, fired) for t in range(steps + 1)), spec
+
+
+def test_a_predicted_sweep_target_is_aggregated_like_the_measurement(tmp_path):
+    """last_over_first of lambda_max's median against last_over_first of gd_edge = 2/lr per case:
+    (2/0.2)/(2/0.1) = 0.5, not the first case's 2/lr = 20."""
+    from harness import evaluate_sweeps
+    from suite_text import VALID as V
+    gain = """
+[[sweep_expect]]
+name = "edge_ratio"
+measure = "loss"
+statistic = "last"
+across = "lr"
+aggregate = "last_over_first"
+check = "approx"
+target = { predict = "gd_edge" }
+rtol = 1e9
+"""
+    s = load_suite(write(tmp_path, V + gain))
+    results = [run_case(c) for c in expand(s, ["cpu"]) if c.seed == 0]
+    (v,) = [v for _, verdicts in evaluate_sweeps(s, results).values() for v in verdicts if v.name == "edge_ratio"]
+    assert v.limits[0] == pytest.approx(0.5 - 0.5e9) and v.limits[1] == pytest.approx(0.5 + 0.5e9)
