@@ -235,13 +235,23 @@ class AdamPreconditionedSharpness:
     ``lambda_1(P^{-1} H) < (2 + 2 beta1) / ((1 - beta1) eta)``. ``torch.optim.RMSprop`` too, with
     ``P = sqrt(v) + eps``: preconditioned GD (heavy ball with its ``momentum``), stable while
     ``lambda_1(P^{-1} H) < (2 + 2 momentum) / eta``. NaN at step 0, before the optimiser has a
-    second-moment estimate. Records the relative residual and products used."""
+    second-moment estimate. Records the relative residual and products used.
+
+    ``frozen_at = k >= 1``, a negative control: ``P`` is the preconditioner of the first
+    measurement at a step ``>= k``, held from then on while the optimiser's own keeps adapting
+    (``0``, the default: the current one)."""
 
     tol: float = field(default=1e-3, metadata=positive)
     max_iter: int = field(default=100, metadata=positive)
+    frozen_at: int = field(default=0, metadata={"check": "nonnegative"})
 
     def __call__(self, ctx: StepContext, memory: dict) -> Measurement:
-        p = _adam_preconditioner(ctx)
+        if self.frozen_at and "frozen" in memory:
+            p = memory["frozen"]
+        else:
+            p = _adam_preconditioner(ctx)
+            if self.frozen_at and p.numel() and ctx.step >= self.frozen_at:
+                memory["frozen"] = p.clone()
         if p.numel() == 0:
             return Measurement(math.nan, {"reason": "no preconditioner before Adam's first step"})
         h = ctx.hessian()

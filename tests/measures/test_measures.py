@@ -202,3 +202,26 @@ def test_rmsprop_preconditioned_sharpness_uses_sqrt_v_plus_eps(centered):
     p = v.sqrt() + 1e-8
     dense = torch.linalg.eigvals(torch.diag(1 / p) @ hessian_operator(obj, theta).dense()).real.max()
     np.testing.assert_allclose(value, float(dense), rtol=1e-8)
+
+
+def test_a_frozen_preconditioner_is_the_one_of_the_freezing_step():
+    from harness.measures import AdamPreconditionedSharpness
+    from harness.training.optimizers import TorchOptim
+
+    obj, theta = tiny_problem(n=40, width=8, chunk_size=15)
+    problem = Problem(obj, theta)
+    rule = TorchOptim("torch.optim.Adam", (("betas", (0.9, 0.99)), ("lr", 0.01)))
+    state = rule.init(theta, problem)
+    frozen, memory = AdamPreconditionedSharpness(tol=1e-10, frozen_at=2), {}
+    p_at_2 = None
+    for t in range(1, 7):
+        theta, state = rule.step(theta, state, obj.value_and_grad)
+        value = frozen(StepContext(t, theta, problem, rule, state), memory).value
+        if t == 2:
+            (param,) = state["params"]
+            v = state["optimizer"].state[param]["exp_avg_sq"].reshape(-1).clone()
+            p_at_2 = (1 - 0.9 ** 2) * ((v / (1 - 0.99 ** 2)).sqrt() + 1e-8)
+    dense = torch.linalg.eigvals(torch.diag(1 / p_at_2) @ hessian_operator(obj, theta).dense()).real.max()
+    np.testing.assert_allclose(value, float(dense), rtol=1e-8)  # step 6's H, step 2's P
+    current = AdamPreconditionedSharpness(tol=1e-10)(StepContext(6, theta, problem, rule, state), {}).value
+    assert abs(current - value) > 1e-6 * abs(value)  # Adam's own P has moved on
