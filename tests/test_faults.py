@@ -287,6 +287,20 @@ def rmsprop_preconditioner_without_its_square_root(monkeypatch):
     monkeypatch.setattr(curvature_measures, "_adam_preconditioner", preconditioner)
 
 
+def heavy_ball_without_momentum(monkeypatch):
+    """Heavy ball stepping as plain GD (the buffer dropped): its sharpness then sits at 2/eta,
+    2/3 of the heavy-ball edge at beta = 0.5."""
+    from harness.training.optimizers import HeavyBall
+    monkeypatch.setattr(HeavyBall, "step", lambda self, theta, state, vg: (theta - self.lr * vg(theta)[1], state))
+
+
+def nesterov_as_heavy_ball(monkeypatch):
+    """Nesterov's look-ahead dropped (heavy ball's update): its edge is then (2 + 2 beta)/eta, 2x
+    Nesterov's at beta = 0.5."""
+    from harness.training.optimizers import HeavyBall, Nesterov
+    monkeypatch.setattr(Nesterov, "step", HeavyBall.step)
+
+
 # --- every suite fault, one test ---------------------------------------------------------------
 
 SUITE_FAULTS += [
@@ -301,6 +315,8 @@ SUITE_FAULTS += [
     ("sam_quadratic_orbit.toml", {}, sam_edge_with_next_iterate_grad_norm),
     ("sam_edge_across_rho.toml", {"lr": 0.2, "rho": 0.005}, sam_edge_with_half_rho),  # the smallest rho: 0.917
     ("rmsprop_edge_mlp.toml", {"alpha": 0.999}, rmsprop_preconditioner_without_its_square_root),
+    ("momentum_edge_mlp.toml", {"kind": "heavy_ball", "lr": 0.4}, heavy_ball_without_momentum),
+    ("momentum_edge_mlp.toml", {"kind": "nesterov", "lr": 0.2}, nesterov_as_heavy_ball),
 ]
 
 
