@@ -32,7 +32,8 @@ from .curvature import input_jacobians
 from ..errors import UnsupportedError
 from .objective import FlatModule
 
-__all__ = ["FirstLayer", "first_layer", "forward_input_jacobians", "mean_sq_jacobian_norm", "chain_rule_error",
+__all__ = ["FirstLayer", "first_layer", "forward_input_jacobians", "mean_sq_jacobian_norm", "max_jacobian_operator_norm",
+           "pairwise_lipschitz", "chain_rule_error",
            "trace_inequality_ratio"]
 
 
@@ -87,6 +88,29 @@ def mean_sq_jacobian_norm(model, theta: Tensor, inputs: Tensor, method: str = "v
     """``J_F = (1/n) sum_i ||D_x f(x_i)||_F^2``."""
     j = input_jacobians(model, theta, inputs, method=method, chunk_size=chunk_size)
     return float(j.pow(2).sum() / inputs.shape[0])
+
+
+def max_jacobian_operator_norm(model, theta: Tensor, inputs: Tensor, method: str = "vmap",
+                               chunk_size: int | None = None) -> float:
+    """``max_i ||D_x f(x_i)||_2``: the largest operator (spectral) norm of the per-sample
+    input-output Jacobian over ``inputs``, a lower bound on the network's Lipschitz constant on
+    their support (the norm MacDonald, Valmadre & Lucey's Jacobian bounds use, arXiv 2305.14683;
+    ``J_F`` is the mean squared Frobenius norm instead)."""
+    j = _flat_jac(input_jacobians(model, theta, inputs, method=method, chunk_size=chunk_size))
+    return float(torch.linalg.matrix_norm(j, ord=2).max())
+
+
+def pairwise_lipschitz(model, theta: Tensor, inputs: Tensor, method: str = "vmap",
+                       chunk_size: int | None = None) -> float:
+    """``max_{i != j} ||f(x_i) - f(x_j)|| / ||x_i - x_j||``: the Lipschitz estimate the data
+    themselves give, a second lower bound on the Lipschitz constant on their support that needs no
+    derivative (``method`` and ``chunk_size`` unused: one forward pass)."""
+    with torch.no_grad():
+        out = model(theta.detach(), inputs).reshape(inputs.shape[0], -1)
+        num = torch.cdist(out, out)
+        den = torch.cdist(inputs.flatten(1), inputs.flatten(1))
+        off = ~torch.eye(inputs.shape[0], dtype=torch.bool, device=inputs.device)
+        return float((num[off] / den[off]).max())
 
 
 def chain_rule_error(model: FlatModule, theta: Tensor, inputs: Tensor, method: str = "vmap",

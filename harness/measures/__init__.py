@@ -130,11 +130,11 @@ from .basic import GradNorm, Loss, LossRatio, MinibatchLoss, RelativeChange, Tes
 from .curvature import (AdamPreconditionedSharpness, LambdaMax, PreconditionedSharpness, StabilityThreshold,  # noqa: E402
                         TopMode)
 from .dynamics import SoftRank, TaylorCubicError, TaylorGramError  # noqa: E402
-from .jacobian import ChainRuleError, JacobianNorm, JacobianTraceRatio  # noqa: E402
+from .jacobian import ChainRuleError, JacobianNorm, JacobianOperatorNorm, JacobianTraceRatio, PairwiseLipschitz  # noqa: E402
 from .matrix import EffectiveRank, EffectiveRankGap, EntropyRank, EstimationError, ModeProgress, RelativeError  # noqa: E402
 from .reference import DenseTopEigenvalue, ForwardJacobianNorm  # noqa: E402
 
 __all__ += ["Loss", "GradNorm", "LossRatio", "RelativeChange", "TestLoss", "MinibatchLoss", "LambdaMax",
-            "StabilityThreshold", "PreconditionedSharpness", "AdamPreconditionedSharpness", "TopMode", "JacobianNorm", "ChainRuleError", "JacobianTraceRatio",
+            "StabilityThreshold", "PreconditionedSharpness", "AdamPreconditionedSharpness", "TopMode", "JacobianNorm", "JacobianOperatorNorm", "PairwiseLipschitz", "ChainRuleError", "JacobianTraceRatio",
             "EffectiveRank", "EntropyRank", "ModeProgress", "RelativeError", "EffectiveRankGap", "EstimationError", "TaylorGramError",
             "TaylorCubicError", "SoftRank", "DenseTopEigenvalue", "ForwardJacobianNorm"]

@@ -9,12 +9,13 @@ from typing import Callable, ClassVar, Literal
 import torch
 from torch import Tensor
 
-from ..kernels.ansatz import chain_rule_error, mean_sq_jacobian_norm, trace_inequality_ratio
+from ..kernels.ansatz import (chain_rule_error, max_jacobian_operator_norm, mean_sq_jacobian_norm, pairwise_lipschitz,
+                              trace_inequality_ratio)
 from ..errors import UnsupportedError
 from ..options import positive
 from . import MEASURES, Measurement, StepContext
 
-__all__ = ["JacobianNorm", "ChainRuleError", "JacobianTraceRatio"]
+__all__ = ["JacobianNorm", "JacobianOperatorNorm", "PairwiseLipschitz", "ChainRuleError", "JacobianTraceRatio"]
 
 
 def _inputs(ctx: StepContext, which: str, memory: dict) -> Tensor:
@@ -58,6 +59,24 @@ class JacobianNorm(_JacobianMeasure):
     ``"random"`` off-data Gaussian inputs), MacDonald, Valmadre & Lucey, arXiv 2305.14683."""
 
     quantity = staticmethod(mean_sq_jacobian_norm)
+
+
+@MEASURES.register("jacobian_operator_norm")
+@dataclass(frozen=True)
+class JacobianOperatorNorm(_JacobianMeasure):
+    """``max_i ||D_x f(x_i)||_2`` over the inputs: the sample maximum of the Jacobian's operator
+    norm, the Lipschitz-type norm of MacDonald, Valmadre & Lucey's bounds (arXiv 2305.14683)."""
+
+    quantity = staticmethod(max_jacobian_operator_norm)
+
+
+@MEASURES.register("pairwise_lipschitz")
+@dataclass(frozen=True)
+class PairwiseLipschitz(_JacobianMeasure):
+    """``max_{i != j} ||f(x_i) - f(x_j)|| / ||x_i - x_j||`` over the inputs: the data's own
+    Lipschitz estimate on their support (no derivative), for the operator norm to be read against."""
+
+    quantity = staticmethod(pairwise_lipschitz)
 
 
 @MEASURES.register("chain_rule_error")

@@ -3,7 +3,8 @@ import torch
 from torch.func import jacrev
 
 from conftest import tiny_problem
-from harness.kernels.ansatz import chain_rule_error, first_layer, mean_sq_jacobian_norm, trace_inequality_ratio
+from harness.kernels.ansatz import (chain_rule_error, first_layer, max_jacobian_operator_norm, mean_sq_jacobian_norm,
+                                   pairwise_lipschitz, trace_inequality_ratio)
 
 
 @pytest.fixture(params=[0, 1])
@@ -79,3 +80,20 @@ def test_chain_rule_error_sees_a_fault_in_the_reverse_mode_jacobians(problem, mo
     real = ansatz.input_jacobians
     monkeypatch.setattr(ansatz, "input_jacobians", lambda *a, **k: 2.0 * real(*a, **k))
     assert chain_rule_error(obj.model, theta, obj.inputs) == pytest.approx(1.0, rel=1e-9)
+
+
+def test_operator_norm_is_the_sample_max_of_the_spectral_norm(problem):
+    obj, theta = problem
+    ref = torch.stack([jacrev(lambda x: obj.model(theta, x[None])[0])(x) for x in obj.inputs])
+    ref = ref.reshape(obj.n, -1, obj.inputs.shape[1])
+    expected = max(float(torch.linalg.svdvals(j)[0]) for j in ref)
+    for method in ("vmap", "backward"):
+        assert max_jacobian_operator_norm(obj.model, theta, obj.inputs, method) == pytest.approx(expected, rel=1e-12)
+
+
+def test_pairwise_lipschitz_is_the_largest_pair_ratio(problem):
+    obj, theta = problem
+    out = obj.model(theta, obj.inputs).detach().reshape(obj.n, -1)
+    best = max(float((out[i] - out[j]).norm() / (obj.inputs[i] - obj.inputs[j]).norm())
+               for i in range(obj.n) for j in range(obj.n) if i != j)
+    assert pairwise_lipschitz(obj.model, theta, obj.inputs) == pytest.approx(best, rel=1e-12)
