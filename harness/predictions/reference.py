@@ -19,5 +19,8 @@ def reference_value(reference: float) -> float:
     eigenvector and by the gap to a lower eigenvalue when it has not. For ``J_F``, the project's
     mean-squared-Frobenius proxy for the "input-output Jacobian over training samples" of
     MacDonald, Valmadre & Lucey (arXiv 2305.14683, Ansatz 3.1): the same mean, equal up to round-off.
+    It also binds any other measure that bounds a measure at the same step: the data's pairwise
+    Lipschitz estimate is read against the sample maximum of ``||D_x f||_2`` (the norm of the same
+    paper's Jacobian bounds).
     """
     return reference
