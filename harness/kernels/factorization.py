@@ -7,7 +7,7 @@ forecast it, so both read one definition of the matrix.
   ensemble matrix (off-diagonal entries of variance ``noise^2``, diagonal ``2 noise^2``).
 * :func:`fitted_eigh`: eigenvalues (descending) and eigenvectors of the fitted matrix ``A + E``.
 * :func:`leading_part`: ``A_r``, a symmetric matrix restricted to its ``r`` largest eigenvalues.
-* :func:`mode_trajectory`: every mode's ``pi_i(k) = w_i(k)^N`` under the exact scalar recursion
+* :func:`modes_after`: every mode's ``pi_i(k) = w_i(k)^N`` after ``k`` steps of the exact scalar recursion
   ``w <- w - lr w^{N-1} (w^N - mu_i)`` from ``w = alpha``, which identity-initialised GD on
   ``1/2 ||W_N ... W_1 - (A + E)||_F^2`` follows exactly in the eigenbasis of ``A + E`` (the
   decoupling lemma of shared/theory/dynamics.md Sec. 1.3, [D]).
@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["symmetric_target", "symmetric_noise", "fitted_eigh", "leading_part", "mode_trajectory"]
+__all__ = ["symmetric_target", "symmetric_noise", "fitted_eigh", "leading_part", "modes_after"]
 
 
 def symmetric_target(n: int, spectrum: list[float], data_seed: int) -> Tensor:
@@ -60,13 +60,11 @@ def leading_part(a: Tensor, rank: int) -> Tensor:
     return (vecs * lam) @ vecs.T
 
 
-def mode_trajectory(lr: float, depth: int, alpha: float, mu: np.ndarray, steps: int) -> np.ndarray:
-    """``pi(k)``, shape ``(steps + 1, len(mu))``: each mode's eigenvalue of the product after ``k``
-    steps of the exact recursion ``w <- w - lr w^{N-1} (w^N - mu_i)``, ``w(0) = alpha``."""
+def modes_after(lr: float, depth: int, alpha: float, mu: np.ndarray, steps: int) -> np.ndarray:
+    """``pi(k)`` after ``k = steps`` steps: each mode's eigenvalue of the product under the exact
+    recursion ``w <- w - lr w^{N-1} (w^N - mu_i)``, ``w(0) = alpha``, all modes at once."""
     w = np.full(len(mu), float(alpha))
-    out = np.empty((int(steps) + 1, len(mu)))
-    out[0] = w ** depth
-    for k in range(1, int(steps) + 1):
+    mu = np.asarray(mu, dtype=np.float64)
+    for _ in range(int(steps)):
         w = w - lr * w ** (depth - 1) * (w ** depth - mu)
-        out[k] = w ** depth
-    return out
+    return w ** depth

@@ -20,9 +20,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import torch
 
-from ..kernels.factorization import fitted_eigh, leading_part, mode_trajectory, symmetric_target
+from ..kernels.factorization import fitted_eigh, leading_part, modes_after, symmetric_target
 from . import PREDICTIONS
 
 __all__ = ["dmf_hitting_time", "dmf_hitting_time_exact", "dmf_projection_rank", "dmf_rank_bound",
@@ -122,14 +121,7 @@ def _modes_at(lr: float, depth: int, alpha: float, spectrum: list, n: int, steps
     """``pi_i(steps)`` for every mode (the zero modes too) by the exact scalar recursion; with
     ``noise``, the ``n`` modes of ``A + E``."""
     lam = _fitted(spectrum, n, noise, data_seed)
-    lam = lam + [0.0] * (int(n) - len(lam))
-    out = {}
-    for value in set(lam):
-        w = alpha
-        for _ in range(int(steps)):
-            w = w - lr * w ** (depth - 1) * (w ** depth - value)
-        out[value] = w ** depth
-    return [out[v] for v in lam]
+    return modes_after(lr, depth, alpha, np.array(lam + [0.0] * (int(n) - len(lam))), steps).tolist()
 
 
 @PREDICTIONS.register("dmf_rank_at_step")
@@ -182,12 +174,11 @@ def dmf_interval_length_exact(lr: float, depth: float, alpha: float, spectrum: l
     return end - dmf_hitting_time_exact(lr, depth, alpha, spectrum, r, 1 - epsilon, n, noise, data_seed)
 
 
-def _relative_to_noisy(w: torch.Tensor, spectrum: list, n: int, noise: float, data_seed: float, rank: int) -> float:
-    """``||W - A_r||_F / ||(A + E) - A_r||_F``."""
-    mu, u = fitted_eigh(n, spectrum, noise, int(data_seed))
-    b = torch.from_numpy((u * mu) @ u.T)
-    a_r = leading_part(symmetric_target(n, spectrum, int(data_seed)), rank)
-    return float((w - a_r).norm() / (b - a_r).norm())
+def _relative_to_noisy(pi: np.ndarray, mu: np.ndarray, u: np.ndarray, spectrum: list, n: int, data_seed: float,
+                       rank: int) -> float:
+    """``||U diag(pi) U^T - A_r||_F / ||U diag(mu) U^T - A_r||_F``, ``U diag(mu) U^T = A + E``."""
+    a_r = leading_part(symmetric_target(n, spectrum, int(data_seed)), rank).numpy()
+    return float(np.linalg.norm((u * pi) @ u.T - a_r) / np.linalg.norm((u * mu) @ u.T - a_r))
 
 
 @PREDICTIONS.register("dmf_estimation_error_at_step")
@@ -195,15 +186,14 @@ def dmf_estimation_error_at_step(lr: float, depth: float, alpha: float, spectrum
                                  data_seed: float, rank: float, steps: float) -> float:
     """``||W(k) - A_r||_F / ||(A + E) - A_r||_F`` after ``k = steps`` GD steps from identity
     initialisation, ``W(k) = U diag(pi(k)) U^T`` in the eigenbasis ``U`` of ``A + E``, every mode by
-    its exact scalar recursion (:func:`harness.kernels.factorization.mode_trajectory`; the theory
+    its exact scalar recursion (:func:`harness.kernels.factorization.modes_after`; the theory
     note's decoupling lemma, [D]). Late in training ``W -> (A + E)_+`` (the modes of ``A + E`` with
     ``mu > 0``; a mode with ``mu <= 0`` decays to 0), so the end of a run that fits the noise modes
     estimates ``A_r`` worse than stopping inside ``I_r`` (Chou et al., arXiv 2011.13772, abstract:
     the intervals "can be used as criteria for early stopping")."""
     n = int(n)
     mu, u = fitted_eigh(n, spectrum, noise, int(data_seed))
-    pi = mode_trajectory(lr, int(depth), alpha, mu, int(steps))[-1]
-    return _relative_to_noisy(torch.from_numpy((u * pi) @ u.T), spectrum, n, noise, data_seed, int(rank))
+    return _relative_to_noisy(modes_after(lr, int(depth), alpha, mu, int(steps)), mu, u, spectrum, n, data_seed, int(rank))
 
 
 @PREDICTIONS.register("dmf_truncation_error")
@@ -216,4 +206,4 @@ def dmf_truncation_error(spectrum: list, n: float, noise: float, data_seed: floa
     The early-stopping use of the intervals is Chou, Gieshoff, Maly & Rauhut's (arXiv 2011.13772, abstract)."""
     n, r = int(n), int(rank)
     mu, u = fitted_eigh(n, spectrum, noise, int(data_seed))
-    return _relative_to_noisy(torch.from_numpy((u[:, :r] * mu[:r]) @ u[:, :r].T), spectrum, n, noise, data_seed, r)
+    return _relative_to_noisy(np.where(np.arange(n) < r, mu, 0.0), mu, u, spectrum, n, data_seed, r)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from harness.kernels.factorization import (fitted_eigh, leading_part, mode_trajectory, symmetric_noise,
+from harness.kernels.factorization import (fitted_eigh, leading_part, modes_after, symmetric_noise,
                                            symmetric_target)
 
 SPECTRUM = [10.0, 4.0, 1.5, 0.5]
@@ -46,13 +46,13 @@ def test_leading_part_keeps_the_largest_eigenvalues():
     assert np.allclose(leading_part(b, 3).numpy(), dense, atol=1e-12)
 
 
-def test_mode_trajectory_is_the_scalar_recursion():
+def test_modes_after_is_the_scalar_recursion():
     mu = np.array([3.0, 0.5, 0.0, -0.2])
-    traj = mode_trajectory(0.05, 3, 0.2, mu, 40)
-    assert traj.shape == (41, 4)
+    pi = modes_after(0.05, 3, 0.2, mu, 40)
+    assert pi.shape == (4,)
     for i, m in enumerate(mu):
         w = 0.2
         for k in range(40):
             w = w - 0.05 * w ** 2 * (w ** 3 - m)
-        assert traj[-1, i] == pytest.approx(w ** 3, rel=1e-13, abs=1e-300)
-    assert traj[0].tolist() == pytest.approx([0.2 ** 3] * 4)
+        assert pi[i] == pytest.approx(w ** 3, rel=1e-13, abs=1e-300)
+    assert modes_after(0.05, 3, 0.2, mu, 0).tolist() == pytest.approx([0.2 ** 3] * 4)

@@ -154,27 +154,39 @@ def test_forward_jacobian_norm_equals_the_reverse_mode_measure():
     assert JacobianNorm()(ctx, {}).value == pytest.approx(ref, rel=1e-12)
 
 
-def test_adam_preconditioned_sharpness_is_the_top_eigenvalue_of_p_inverse_h():
-    from harness.errors import UnsupportedError
-    from harness.measures import AdamPreconditionedSharpness
+def _adaptive_run(cls, options):
+    """A tiny problem, a ``torch_optim`` rule of class ``cls`` and its initial state."""
     from harness.training.optimizers import TorchOptim
 
     obj, theta = tiny_problem(n=40, width=8, chunk_size=15)
     problem = Problem(obj, theta)
-    rule = TorchOptim("torch.optim.Adam", (("betas", (0.9, 0.99)), ("lr", 0.01)))
-    state = rule.init(theta, problem)
+    rule = TorchOptim(cls, options)
+    return obj, theta, problem, rule, rule.init(theta, problem)
+
+
+def _dense_top_of_p_inverse_h(obj, theta, p):
+    """``lambda_1(P^-1 H)`` from the dense Hessian: the independent reference."""
+    return float(torch.linalg.eigvals(torch.diag(1 / p) @ hessian_operator(obj, theta).dense()).real.max())
+
+
+def _adam_p(state, t, beta1=0.9, beta2=0.99):
+    """Adam's preconditioner after ``t`` steps, by hand from its state."""
+    (param,) = state["params"]
+    v = state["optimizer"].state[param]["exp_avg_sq"].reshape(-1).clone()
+    return (1 - beta1 ** t) * ((v / (1 - beta2 ** t)).sqrt() + 1e-8)
+
+
+def test_adam_preconditioned_sharpness_is_the_top_eigenvalue_of_p_inverse_h():
+    from harness.errors import UnsupportedError
+    from harness.measures import AdamPreconditionedSharpness
+
+    obj, theta, problem, rule, state = _adaptive_run("torch.optim.Adam", (("betas", (0.9, 0.99)), ("lr", 0.01)))
     measure = AdamPreconditionedSharpness(tol=1e-10)
     assert math.isnan(measure(StepContext(0, theta, problem, rule, state), {}).value)  # no v before a step
     for _ in range(5):
         theta, state = rule.step(theta, state, obj.value_and_grad)
     value = measure(StepContext(5, theta, problem, rule, state), {}).value
-    # independent: P from Adam's state by hand, P^-1 H dense, its largest eigenvalue
-    opt = state["optimizer"]
-    (param,) = state["params"]
-    v = opt.state[param]["exp_avg_sq"].reshape(-1)
-    p = (1 - 0.9 ** 5) * ((v / (1 - 0.99 ** 5)).sqrt() + 1e-8)
-    dense = torch.linalg.eigvals(torch.diag(1 / p) @ hessian_operator(obj, theta).dense()).real.max()
-    np.testing.assert_allclose(value, float(dense), rtol=1e-8)
+    np.testing.assert_allclose(value, _dense_top_of_p_inverse_h(obj, theta, _adam_p(state, 5)), rtol=1e-8)
     with pytest.raises(UnsupportedError, match="torch.optim.Adam"):
         measure(StepContext(0, theta, problem, GD(lr=0.1), None), {})
 
@@ -182,46 +194,33 @@ def test_adam_preconditioned_sharpness_is_the_top_eigenvalue_of_p_inverse_h():
 @pytest.mark.parametrize("centered", [False, True])
 def test_rmsprop_preconditioned_sharpness_uses_sqrt_v_plus_eps(centered):
     from harness.measures import AdamPreconditionedSharpness
-    from harness.training.optimizers import TorchOptim
 
-    obj, theta = tiny_problem(n=40, width=8, chunk_size=15)
-    problem = Problem(obj, theta)
-    rule = TorchOptim("torch.optim.RMSprop", (("alpha", 0.9), ("centered", centered), ("lr", 0.01)))
-    state = rule.init(theta, problem)
+    obj, theta, problem, rule, state = _adaptive_run(
+        "torch.optim.RMSprop", (("alpha", 0.9), ("centered", centered), ("lr", 0.01)))
     measure = AdamPreconditionedSharpness(tol=1e-10)
     assert math.isnan(measure(StepContext(0, theta, problem, rule, state), {}).value)
     for _ in range(4):
         theta, state = rule.step(theta, state, obj.value_and_grad)
     value = measure(StepContext(4, theta, problem, rule, state), {}).value
     # independent: the divisor of torch's RMSprop step, by hand (no bias correction)
-    opt = state["optimizer"]
     (param,) = state["params"]
-    v = opt.state[param]["square_avg"].reshape(-1)
+    v = state["optimizer"].state[param]["square_avg"].reshape(-1)
     if centered:
-        v = v - opt.state[param]["grad_avg"].reshape(-1) ** 2
-    p = v.sqrt() + 1e-8
-    dense = torch.linalg.eigvals(torch.diag(1 / p) @ hessian_operator(obj, theta).dense()).real.max()
-    np.testing.assert_allclose(value, float(dense), rtol=1e-8)
+        v = v - state["optimizer"].state[param]["grad_avg"].reshape(-1) ** 2
+    np.testing.assert_allclose(value, _dense_top_of_p_inverse_h(obj, theta, v.sqrt() + 1e-8), rtol=1e-8)
 
 
 def test_a_frozen_preconditioner_is_the_one_of_the_freezing_step():
     from harness.measures import AdamPreconditionedSharpness
-    from harness.training.optimizers import TorchOptim
 
-    obj, theta = tiny_problem(n=40, width=8, chunk_size=15)
-    problem = Problem(obj, theta)
-    rule = TorchOptim("torch.optim.Adam", (("betas", (0.9, 0.99)), ("lr", 0.01)))
-    state = rule.init(theta, problem)
+    obj, theta, problem, rule, state = _adaptive_run("torch.optim.Adam", (("betas", (0.9, 0.99)), ("lr", 0.01)))
     frozen, memory = AdamPreconditionedSharpness(tol=1e-10, frozen_at=2), {}
     p_at_2 = None
     for t in range(1, 7):
         theta, state = rule.step(theta, state, obj.value_and_grad)
         value = frozen(StepContext(t, theta, problem, rule, state), memory).value
         if t == 2:
-            (param,) = state["params"]
-            v = state["optimizer"].state[param]["exp_avg_sq"].reshape(-1).clone()
-            p_at_2 = (1 - 0.9 ** 2) * ((v / (1 - 0.99 ** 2)).sqrt() + 1e-8)
-    dense = torch.linalg.eigvals(torch.diag(1 / p_at_2) @ hessian_operator(obj, theta).dense()).real.max()
-    np.testing.assert_allclose(value, float(dense), rtol=1e-8)  # step 6's H, step 2's P
+            p_at_2 = _adam_p(state, 2)
+    np.testing.assert_allclose(value, _dense_top_of_p_inverse_h(obj, theta, p_at_2), rtol=1e-8)  # step 6's H, step 2's P
     current = AdamPreconditionedSharpness(tol=1e-10)(StepContext(6, theta, problem, rule, state), {}).value
     assert abs(current - value) > 1e-6 * abs(value)  # Adam's own P has moved on
