@@ -794,13 +794,18 @@ def test_normalized_gd_edge_is_exact_on_the_two_cycle_of_a_quadratic():
 
 @pytest.mark.slow
 def test_example_suites_pass_through_the_cli(tmp_path):
+    """The user's own model and data (cnn_sgd_edge) and the exact suite
+    through ``theory-harness run``; every example suite also runs as a pytest item in CI (testpaths),
+    so the CLI runs two of them, not the folder twice over."""
     _example_installed()
-    proc = subprocess.run([sys.executable, "-m", "harness", "run", str(EXAMPLE / "suites"), "--device", "cpu",
+    files = [str(EXAMPLE / "suites" / f) for f in ("cnn_sgd_edge.toml", "sgd_threshold.toml")]
+    proc = subprocess.run([sys.executable, "-m", "harness", "run", *files, "--device", "cpu",
                            "--threads", "1", "--out", str(tmp_path / "out")], capture_output=True, text=True,
                           cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     summary = json.loads(next((tmp_path / "out").glob("*/summary.json")).read_text())
-    assert summary["cases"] and all(c["status"] == "passed" for c in summary["cases"])
+    assert {c["suite"] for c in summary["cases"]} == {"toy_user_pkg.cnn_sgd_edge", "toy_user_pkg.sgd_threshold"}
+    assert all(c["status"] == "passed" for c in summary["cases"])
 
 
 def _pytest_on_the_example_suites(cwd, *args):

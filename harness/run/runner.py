@@ -400,5 +400,8 @@ def evaluate_sweeps(suite: Suite, results: list[CaseResult]) -> dict[str, tuple[
     for e in suite.sweep_expectations:
         for key, group in sweep_groups(suite, results, e.across).items():
             members, verdicts = out.setdefault(key, ([r for _, r in group], []))
+            group = [(v, r) for v, r in group if e.applies(dict(r.case.point))]  # its where, if any
+            if not group:
+                continue
             verdicts.append(evaluate_sweep(suite, e, group, group[0][1].case.device))
     return out

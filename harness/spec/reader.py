@@ -466,12 +466,17 @@ def _expectation(table: Any, path: str, file: str, bindable: set[str], measures:
         over = build(tolerance_table, over, file, f"{path}.on.{dev}")
         merged = dataclasses.replace(t, **{k: v for k, v in dataclasses.asdict(over).items() if v is not None})
         on[dev] = _check(merged, t.check, file, f"{path}.on.{dev}", bindable, measures, default_target)
-    where = dict(t.where or {})
-    for key, value in where.items():
+    where = {}
+    for key, value in (t.where or {}).items():
         if key not in sweep_axes:
             raise SuiteError(file, f"{path}.where.{key}", f"expected a sweep axis of this suite {sorted(sweep_axes)}")
-        if not any(same_value(value, v) for v in sweep_axes[key]):
-            raise SuiteError(file, f"{path}.where.{key}", f"{value!r} is not among the axis' values {sweep_axes[key]}")
+        one = any(same_value(value, v) for v in sweep_axes[key])
+        # a list that is not itself one of the axis' values: any of its values (where = { depth = [3, 4] })
+        accepted = [value] if one or not isinstance(value, list) or not value else value
+        for v in accepted:
+            if not any(same_value(v, a) for a in sweep_axes[key]):
+                raise SuiteError(file, f"{path}.where.{key}", f"{v!r} is not among the axis' values {sweep_axes[key]}")
+        where[key] = tuple(accepted)
     return Expectation(
         name=t.name, measure=t.measure, check=check, predict=predict, args=args, compare=compare,
         statistic=statistic, window=window, on=on, why=t.why, across=t.across, aggregate=t.aggregate,

@@ -142,8 +142,9 @@ class Expectation:
         return self.check.kind
 
     def applies(self, point: dict) -> bool:
-        """Whether this expectation is asserted on a case at this sweep point (``{label: value}``)."""
-        return all(point.get(k) == v for k, v in self.where.items())
+        """Whether this expectation is asserted on a case at this sweep point (``{label: value}``):
+        each ``where`` axis has one of the accepted values there."""
+        return all(any(point.get(k) == v for v in accepted) for k, accepted in self.where.items())
 
     @property
     def over_sweep(self) -> bool:

@@ -370,3 +370,39 @@ rtol = 1e9
     results = [run_case(c) for c in expand(s, ["cpu"]) if c.seed == 0]
     (v,) = [v for _, verdicts in evaluate_sweeps(s, results).values() for v in verdicts if v.name == "edge_ratio"]
     assert v.limits[0] == pytest.approx(0.5 - 0.5e9) and v.limits[1] == pytest.approx(0.5 + 0.5e9)
+
+
+def test_where_with_a_list_selects_the_cases_and_the_sweep_members(tmp_path):
+    """``where = { lr = [0.1, 0.2] }`` over lr 0.1, 0.15, 0.2: the expectation runs on those two cases
+    only, and the sweep aggregate over those two members: (2/0.2)/(2/0.1) = 0.5 (with lr 0.15 in the
+    group it would still be 0.5 for last_over_first, so the members are checked by name too)."""
+    from harness import evaluate_sweeps
+    from suite_text import VALID as V
+    text = V.replace("lr = [0.1, 0.2]", "lr = [0.1, 0.15, 0.2]").replace(
+        'name = "loss_falls"', 'name = "loss_falls"\nwhere = { lr = [0.1, 0.2] }') + """
+[[sweep_expect]]
+name = "edge_ratio"
+where = { lr = [0.1, 0.2] }
+measure = "loss"
+statistic = "last"
+across = "lr"
+aggregate = "last_over_first"
+check = "approx"
+target = { predict = "gd_edge" }
+rtol = 1e9
+"""
+    s = load_suite(write(tmp_path, text))
+    results = [run_case(c) for c in expand(s, ["cpu"]) if c.seed == 0]
+    applied = {dict(r.case.point)["lr"]: "loss_falls" in [v.name for v in r.verdicts] for r in results}
+    assert applied == {0.1: True, 0.15: False, 0.2: True}
+    (v,) = [v for _, verdicts in evaluate_sweeps(s, results).values() for v in verdicts if v.name == "edge_ratio"]
+    assert sorted(v.per_case) == sorted(r.case.id for r in results if dict(r.case.point)["lr"] != 0.15)
+    assert v.limits[0] == pytest.approx(0.5 - 0.5e9)
+
+
+def test_where_refuses_a_list_with_a_value_not_on_its_axis(tmp_path):
+    from harness.errors import SuiteError
+    from suite_text import VALID as V
+    bad = V.replace('name = "loss_falls"', 'name = "loss_falls"\nwhere = { lr = [0.1, 0.3] }')
+    with pytest.raises(SuiteError, match=r"where\.lr.*0\.3 is not among the axis"):
+        load_suite(write(tmp_path, bad, "bad.toml"))
