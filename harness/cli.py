@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 from .errors import HarnessError
+from .run import distributed as dist
 from .run.parallel import ParallelProgress, interrupt_on_signals, parse_jobs, parse_shard, run_parallel, select_shard, units
 from .registry import load_plugins
 from .output.records import (calibration_record, case_record, new_run_id, record_path, summary_record, sweep_record, writable_file, writable_folder,
@@ -77,9 +78,9 @@ def _devices(choice: str | None) -> list[str] | None:
 class _Progress:
     """One self-overwriting status line on a terminal; nothing otherwise."""
 
-    def __init__(self, total: int, stream=sys.stderr):
+    def __init__(self, total: int, stream=sys.stderr, on: bool = True):
         self.total, self.stream = total, stream
-        self.on = stream.isatty()
+        self.on = on and stream.isatty()
         self.index, self.label = 0, ""
 
     def case(self, index: int, label: str) -> None:
@@ -97,7 +98,38 @@ class _Progress:
             self.stream.flush()
 
 
+def _without_nproc(argv: list[str]) -> list[str]:
+    """``argv`` without its ``--nproc N`` / ``--nproc=N`` (what each rank of ``--nproc`` runs)."""
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a == "--nproc":
+            skip = True
+        elif not a.startswith("--nproc="):
+            out.append(a)
+    return out
+
+
+def _data_parallel(args: argparse.Namespace, devices: list[str] | None, suites: list[Suite]):
+    """The data-parallel world this process is a rank of (torchrun's environment), joined; None
+    for a single-process run. Refuses what cannot run data-parallel before anything trains."""
+    world = dist.world_from_environment()
+    if world is None:
+        return None
+    if args.jobs > 1:
+        raise HarnessError("--jobs: a data-parallel run (torchrun, --nproc) runs its cases one after another in "
+                           "every rank; drop --jobs")
+    if devices is None or len(devices) != 1:
+        raise HarnessError("--device: a data-parallel run needs one device, cpu (gloo) or cuda (NCCL), not all")
+    dist.check_shardable(suites)
+    dist.init_world(world, devices[0], args.dist_timeout)
+    return world
+
+
 def _run(args: argparse.Namespace) -> int:
+    if args.nproc > 1 and dist.world_from_environment() is None:  # start the ranks, each runs this command
+        return dist.launch(args.nproc, _without_nproc(args.argv))
     devices = _devices(args.device)
     suites: list[Suite] = load_suites(args.paths)
     cases = [c for s in suites for c in expand(s, devices)]
@@ -106,7 +138,17 @@ def _run(args: argparse.Namespace) -> int:
     selected = len(cases)
     if args.shard:  # a stable subset, sweep groups whole (harness/run/parallel.py)
         cases = [cases[i] for i in select_shard(cases, *args.shard)]
-    out = writable_folder(args.out, "--out")  # before any training
+    world = _data_parallel(args, devices, suites)
+    try:
+        return _run_cases(args, suites, cases, selected, world)
+    finally:
+        if world is not None:
+            dist.leave_world()
+
+
+def _run_cases(args: argparse.Namespace, suites: list[Suite], cases: list, selected: int, world) -> int:
+    writes = world is None or world.writes  # in a data-parallel run, rank 0 alone writes and prints
+    out = writable_folder(args.out, "--out") if writes else None  # before any training
     if args.threads:
         torch.set_num_threads(args.threads)
     run_id = new_run_id()
@@ -114,7 +156,8 @@ def _run(args: argparse.Namespace) -> int:
 
     def finished(index: int, result: CaseResult) -> None:
         done[index] = result
-        write_json_atomic(record_path(out, run_id, result.case.suite.id, result.case.id), case_record(result, run_id))
+        if writes:
+            write_json_atomic(record_path(out, run_id, result.case.suite.id, result.case.id), case_record(result, run_id))
 
     with interrupt_on_signals():  # kill (SIGTERM) stops the run like Ctrl-C: workers ended, a message, exit 128+n
         if args.jobs > 1 and cases:  # worker processes, one torch thread each unless --threads
@@ -124,7 +167,7 @@ def _run(args: argparse.Namespace) -> int:
             finally:
                 progress.done()
         else:
-            serial = _Progress(len(cases))
+            serial = _Progress(len(cases), on=writes)
             try:
                 for i, case in enumerate(cases):
                     serial.case(i + 1, f"{case.suite.id} {case.id}")
@@ -138,8 +181,15 @@ def _run(args: argparse.Namespace) -> int:
     for suite in suites:
         for key, (members, verdicts) in evaluate_sweeps(suite, results).items():
             sweeps.extend((suite.id, key, v) for v in verdicts)
-            write_json_atomic(out / run_id / suite.id / f"sweep-{key}.json",
-                              sweep_record(suite, key, members, verdicts, run_id))
+            if writes:
+                write_json_atomic(out / run_id / suite.id / f"sweep-{key}.json",
+                                  sweep_record(suite, key, members, verdicts, run_id))
+    n_fail = sum(r.status == "failed" for r in results)
+    s_fail = sum(not v.passed for _, _, v in sweeps)
+    invalid = [r.invalid for r in results if r.invalid]
+    code = 2 if invalid else 1 if n_fail or s_fail else 0
+    if not writes:  # the same verdicts as rank 0's: the same exit code, nothing printed
+        return code
     shard = {"index": args.shard[0], "count": args.shard[1], "cases": len(cases), "of": selected} if args.shard else None
     summary = summary_record(run_id, results, sweeps, shard)
     write_json_atomic(out / run_id / "summary.json", summary)
@@ -147,15 +197,13 @@ def _run(args: argparse.Namespace) -> int:
     if args.shard:
         print(f"\nshard {args.shard[0]}/{args.shard[1]}: {len(cases)} of the {selected} cases selected")
     n_pass = sum(r.status == "passed" for r in results)
-    n_fail = sum(r.status == "failed" for r in results)
     n_skip = sum(r.status == "skipped" for r in results)
-    s_fail = sum(not v.passed for _, _, v in sweeps)
+    ranks = f" (data-parallel over {world.size} processes)" if world is not None else ""
     print(f"\ncases: {n_pass} passed, {n_fail} failed, {n_skip} skipped; sweep expectations: "
-          f"{len(sweeps) - s_fail} passed, {s_fail} failed; records in {out / run_id}")
-    invalid = [r.invalid for r in results if r.invalid]
+          f"{len(sweeps) - s_fail} passed, {s_fail} failed; records in {out / run_id}{ranks}")
     for message in dict.fromkeys(invalid):  # a suite that cannot run as written is bad input, not a failed claim
         print(f"theory-harness: error: {message}", file=sys.stderr)
-    return 2 if invalid else 1 if n_fail or s_fail else 0
+    return code
 
 
 def _calibrate(args: argparse.Namespace) -> int:
@@ -240,6 +288,16 @@ def _fraction(text: str) -> float:
     return value
 
 
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds > 0, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number of seconds > 0, got {text!r}")
+    return value
+
+
 def _threads(text: str) -> int:
     try:
         value = int(text)
@@ -281,6 +339,13 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--shard", type=_shard, default=None, metavar="K/M",
                      help="run only shard K of M: a stable subset (by suite id and sweep group, groups never split) "
                           "so that M jobs given the same paths and --device run every case once")
+    run.add_argument("--nproc", type=_threads, default=1, metavar="K",
+                     help="data parallel: run each case over K processes on this machine, each with 1/K of the "
+                          "examples (the same as torchrun --standalone --nproc_per_node K -m harness run ...); "
+                          "gloo on the CPU, NCCL on GPUs; rank 0 writes the records")
+    run.add_argument("--dist-timeout", type=_seconds, default=dist.DEFAULT_TIMEOUT_S, metavar="S",
+                     help="data parallel: seconds a rank waits in a collective for its peers before the run "
+                          f"ends with an error naming it (default {dist.DEFAULT_TIMEOUT_S:g})")
     run.set_defaults(func=_run)
     ls = sub.add_parser("list", help="list suites")
     ls.add_argument("paths", nargs="*", help="suite files or folders (default: suites/)")
@@ -322,10 +387,12 @@ def main(argv: list[str] | None = None) -> int:
     """``theory-harness`` (``argv``: the arguments, default ``sys.argv[1:]``) -> its exit code:
     0 every expectation held, 1 one failed, 2 bad input (a message naming the file and key)."""
     p = parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     try:
         args = p.parse_args(argv)
     except SystemExit as exc:  # argparse: 2 for usage errors, 0 for --help
         return int(exc.code or 0)
+    args.argv = argv  # what each rank of run --nproc runs
     try:
         load_plugins(getattr(args, "plugin", None) or (), entry_points=False)
         return args.func(args)

@@ -61,13 +61,16 @@ def _double_backward_reused(obj: Objective, theta: Tensor) -> tuple[Callable[[Te
         grads.append(g_c)
         loss += loss_c.detach()
     gradient = sum(g.detach() for g in grads)
+    if obj.sharded:  # one reduction: the gradient with the loss appended
+        both = obj.allreduce(torch.cat([gradient, loss.reshape(1)]))
+        gradient, loss = both[:-1], both[-1]
 
     def matvec(v: Tensor) -> Tensor:
         out = torch.zeros_like(v)
         for g_c in grads:
             (hv,) = torch.autograd.grad(g_c, t, grad_outputs=v, retain_graph=True)
             out += hv
-        return out
+        return obj.allreduce(out)
 
     return matvec, loss, gradient
 
@@ -80,7 +83,7 @@ def _double_backward(obj: Objective, theta: Tensor) -> Callable[[Tensor], Tensor
             (g_c,) = torch.autograd.grad(obj.chunk_loss(t, x, y, w), t, create_graph=True)
             (hv,) = torch.autograd.grad(g_c, t, grad_outputs=v)
             out += hv
-        return out
+        return obj.allreduce(out)
 
     return matvec
 
@@ -93,7 +96,7 @@ def _forward_over_reverse(obj: Objective, theta: Tensor) -> Callable[[Tensor], T
         for x, y, w in obj.chunks():
             g_c = jacrev(lambda t: obj.chunk_loss(t, x, y, w))
             out += jvp(g_c, (theta,), (v,))[1]
-        return out
+        return obj.allreduce(out)
 
     return matvec
 
@@ -145,7 +148,7 @@ def gauss_newton_operator(obj: Objective, theta: Tensor) -> LinearOperator:
             jv = jvp(f_c, (theta,), (v,))[1]
             h_jv = jvp(jacrev(loss_c), (out,), (jv,))[1]
             total += vjp_fn(h_jv)[0]
-        return total
+        return obj.allreduce(total)
 
     return LinearOperator(matvec, theta.numel(), theta.dtype, theta.device, name="gauss_newton")
 

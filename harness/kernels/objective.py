@@ -9,6 +9,13 @@ given to :class:`Objective` must be a *mean over the examples of its batch*; the
 evaluates it on chunks of at most ``chunk_size`` examples and weights chunk ``c`` by
 ``n_c / n``, so every kernel sees the same ``L`` whatever the chunking (Cohen et al. 2021,
 arXiv 2103.00065, compute the sharpness of exactly this loss on a fixed set of examples).
+
+Data parallel: an objective may hold one *shard* of the data (``n_total`` examples in all, this
+process ``n`` of them) with a ``reduce`` that sums a tensor over the processes
+(:mod:`harness.run.distributed`: one ``all_reduce``). Chunks are then weighted ``n_c / n_total``
+and every full-batch quantity (the loss, the gradient, each Hessian or Gauss-Newton product) is
+the local sum reduced once, so each process holds the same ``L``, ``grad L`` and ``H v`` as one
+process with all the data, to round-off; unequal shards are weighted by their size.
 """
 
 from __future__ import annotations
@@ -75,6 +82,9 @@ class Objective:
         chunk_size: examples per chunk (``None``: the whole set at once). Memory of every
             kernel is bounded by one chunk's graph, except where a strategy says it reuses
             the graphs of all chunks.
+        n_total: the examples of all shards together, when ``inputs`` is one shard of them
+            (``None``: the data set is all here).
+        reduce: ``t -> sum of t over the shards' processes`` (``None``: the identity).
     """
 
     model: ModelFn
@@ -82,18 +92,29 @@ class Objective:
     inputs: Tensor
     targets: Tensor
     chunk_size: int | None = None
+    n_total: int | None = None
+    reduce: Callable[[Tensor], Tensor] | None = None
 
     @property
     def n(self) -> int:
+        """The examples held here (one shard's, in a data-parallel run)."""
         return int(self.inputs.shape[0])
 
+    @property
+    def sharded(self) -> bool:
+        return self.reduce is not None
+
+    def allreduce(self, t: Tensor) -> Tensor:
+        """``t`` summed over the shards (``t`` itself when the data is all here)."""
+        return t if self.reduce is None else self.reduce(t)
+
     def chunks(self) -> Iterator[tuple[Tensor, Tensor, float]]:
-        """``(X_c, Y_c, n_c / n)`` for each chunk of the data."""
-        n = self.n
+        """``(X_c, Y_c, n_c / n_total)`` for each chunk of the data held here."""
+        n, total = self.n, self.n_total or self.n
         size = n if not self.chunk_size else min(self.chunk_size, n)
-        for start in range(0, n, size):
+        for start in range(0, n, max(size, 1)):
             stop = min(start + size, n)
-            yield self.inputs[start:stop], self.targets[start:stop], (stop - start) / n
+            yield self.inputs[start:stop], self.targets[start:stop], (stop - start) / total
 
     @property
     def n_chunks(self) -> int:
@@ -106,6 +127,9 @@ class Objective:
 
     def subset(self, fraction: float, seed: int = 0) -> "Objective":
         """The same objective on a seeded random ``fraction`` of the examples (at least one)."""
+        if self.sharded:
+            raise ValueError("a data-parallel (sharded) objective has no random subset: each process holds "
+                             "different examples")
         if not 0 < fraction <= 1:
             raise ValueError(f"fraction must be in (0, 1], got {fraction}")
         m = max(1, round(fraction * self.n))
@@ -115,7 +139,7 @@ class Objective:
     def value(self, theta: Tensor) -> Tensor:
         """``L(theta)`` as a 0-d tensor (no graph)."""
         with torch.no_grad():
-            return sum(self.chunk_loss(theta, x, y, w) for x, y, w in self.chunks())
+            return self.allreduce(sum(self.chunk_loss(theta, x, y, w) for x, y, w in self.chunks()))
 
     def value_and_grad(self, theta: Tensor) -> tuple[Tensor, Tensor]:
         """``(L(theta), grad L(theta))``, both detached, chunk by chunk."""
@@ -127,4 +151,7 @@ class Objective:
             (g_c,) = torch.autograd.grad(loss_c, t)
             g += g_c
             total += loss_c.detach()
+        if self.sharded:  # one reduction: the gradient with the loss appended
+            both = self.allreduce(torch.cat([g, total.reshape(1)]))
+            return both[-1], both[:-1]
         return total, g

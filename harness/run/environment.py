@@ -169,4 +169,12 @@ def environment(device: str, dtype: str, suite_file: str, suite_sha256: str) -> 
         "suite_sha256": suite_sha256,
         "hostname": platform.node(),
         "pid": os.getpid(),
+        "world_size": _world_size(),  # processes sharing the data (harness.run.distributed); 1: this one alone
     }
+
+
+def _world_size() -> int:
+    from .distributed import current_world
+
+    world = current_world()
+    return 1 if world is None else world.size

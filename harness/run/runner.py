@@ -26,6 +26,7 @@ import torch
 from .environment import environment
 from ..errors import CaseSetupError, UnsupportedError
 from .events import EventWatcher, event_step
+from .distributed import DistributedFailure, current_world, shard_problem
 from .expectations import Verdict, evaluate, evaluate_sweep, failed
 from .series import Trajectory, prediction_series
 from ..measures import Measurement, StepContext, forward_only_loss, uses_hessian_graph
@@ -201,19 +202,36 @@ def run_case(case: Case, progress: Callable[[int, int], None] | None = None) -> 
     try:
         with perturbed_kernels(case.perturbation):
             _simulate(case, result, progress)
-    except CaseSetupError as exc:  # the suite cannot run as written: bad input, not a failed claim
+    except DistributedFailure:  # a peer process died or hangs: the run ends, no case is judged on it
+        raise
+    except Exception as exc:
+        world = current_world()
+        if world is None:
+            _case_error(result, exc)
+        else:  # the other ranks may be inside a collective of this case: they cannot go on in step with this one
+            at = "" if result.error_step is None else f" at step {result.error_step}"
+            raise DistributedFailure(f"rank {world.rank} of {world.size}: {suite.id} {case.id} raised{at} "
+                                     f"{type(exc).__name__}: {exc}; a data-parallel run stops at its first error") from exc
+    result.wall_time_s = time.perf_counter() - start
+    return result
+
+
+def _case_error(result: CaseResult, exc: Exception) -> None:
+    """``exc``, raised inside the case, as the case's outcome: bad input (:class:`CaseSetupError`)
+    or the failure of every expectation that applies."""
+    suite, case = result.case.suite, result.case
+    if isinstance(exc, CaseSetupError):  # the suite cannot run as written: bad input, not a failed claim
         result.invalid = result.info["invalid"] = str(exc)
         result.error = f"{type(exc).__name__}: {exc}"
         result.verdicts = []
-    except Exception as exc:  # a crash inside a case is that case's failure, not the run's
-        result.error = f"{type(exc).__name__}: {exc}"
-        at = "" if result.error_step is None else f" at step {result.error_step}"
-        if result.error_step is not None:
-            result.info["error_step"] = result.error_step
-        result.verdicts = [failed(e, f"the case raised{at} {result.error}") for e in suite.expectations
-                           if e.applies(dict(case.point))]
-    result.wall_time_s = time.perf_counter() - start
-    return result
+        return
+    # a crash inside a case is that case's failure, not the run's
+    result.error = f"{type(exc).__name__}: {exc}"
+    at = "" if result.error_step is None else f" at step {result.error_step}"
+    if result.error_step is not None:
+        result.info["error_step"] = result.error_step
+    result.verdicts = [failed(e, f"the case raised{at} {result.error}") for e in suite.expectations
+                       if e.applies(dict(case.point))]
 
 
 def _simulate(case: Case, result: CaseResult, progress) -> None:
@@ -223,7 +241,7 @@ def _simulate(case: Case, result: CaseResult, progress) -> None:
     with precision(case.device, suite.matmul_precision):
         result.environment = environment(case.device, case.dtype, suite.file, suite.sha256)
         spec = _perturbed(suite.problem, case.perturbation, "problem")
-        problem = _set_up(suite, "problem", lambda: spec.build(case.seed, dtype, device))
+        problem = _set_up(suite, "problem", lambda: _data_parallel(spec.build(case.seed, dtype, device), suite.file))
         stated = _set_up(suite, "optimizer", lambda: _perturbed_optimizer(suite, case.perturbation))
         unit = _set_up(suite, "optimizer", lambda: step_size_unit(stated, problem))
         optimizer = in_absolute_units(stated, unit)
@@ -280,6 +298,12 @@ def _simulate(case: Case, result: CaseResult, progress) -> None:
                                 result.last_step) for e in asserted]
     result.predictions = prediction_series([*asserted, *suite.overlays], traj, bindings)
     result.events = {name: event_step(ev, traj, bindings) for name, ev in suite.events.items()}
+
+
+def _data_parallel(problem: Any, file: str) -> Any:
+    """``problem`` itself, or its shard in a data-parallel run (:mod:`harness.run.distributed`)."""
+    world = current_world()
+    return problem if world is None else shard_problem(problem, world, file)
 
 
 def _perturbed(spec: Any, perturbation: tuple, section: str) -> Any:

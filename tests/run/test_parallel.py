@@ -459,6 +459,27 @@ def _group_gone(pgid: int, within: float = 10.0) -> bool:
     return False
 
 
+def _signal_state(pid: int) -> str:
+    """The signal masks (blocked, ignored, caught) and state of ``pid`` and of the processes of its
+    group, from /proc (Linux; elsewhere: unknown)."""
+    def one(p: int) -> str:
+        try:
+            lines = Path(f"/proc/{p}/status").read_text().splitlines()
+        except OSError:
+            return f"{p}: gone"
+        keep = [ln.replace("\t", " ") for ln in lines if ln.split(":")[0] in ("State", "SigBlk", "SigIgn", "SigCgt", "Threads")]
+        return f"{p}: " + ", ".join(keep)
+
+    def in_group(p: int) -> bool:
+        try:
+            return os.getpgid(p) == pid
+        except OSError:
+            return False
+
+    group = [int(d) for d in os.listdir("/proc") if d.isdigit() and in_group(int(d))] if os.path.isdir("/proc") else []
+    return "; ".join(one(p) for p in [pid, *[g for g in group if g != pid]])
+
+
 def _start_and_wait_for_records(tmp_path: Path, n: int) -> tuple[subprocess.Popen, Path]:
     """A --jobs 2 run in its own session: 4 quick cases, then 3 that take minutes; returns once
     the quick cases' records are written (the workers are then on the slow ones)."""
@@ -490,15 +511,20 @@ def _no_half_records(out: Path) -> None:
 @pytest.mark.parametrize("how", ["ctrl-c", "kill"])
 def test_ctrl_c_or_kill_stops_the_workers(tmp_path, how):
     proc, out = _start_and_wait_for_records(tmp_path, 4)
+    before = _signal_state(proc.pid)
     if how == "ctrl-c":  # a terminal sends SIGINT to the whole foreground group: the workers too
         os.killpg(proc.pid, signal.SIGINT)
     else:  # kill PID: the parent alone
         os.kill(proc.pid, signal.SIGTERM)
     try:
         _, err = proc.communicate(timeout=30)
+    except subprocess.TimeoutExpired:  # say what the processes were doing, then fail
+        pytest.fail(f"the run did not stop within 30 s; before the signal: {before}; now: {_signal_state(proc.pid)}; "
+                    f"this test process: {_signal_state(os.getpid())}")
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
     assert proc.returncode == (130 if how == "ctrl-c" else 143), err
     assert ("interrupted" if how == "ctrl-c" else "stopped by SIGTERM") in err and "Traceback" not in err, err
     assert _group_gone(proc.pid), "a worker outlived the run"
