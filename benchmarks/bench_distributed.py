@@ -59,7 +59,7 @@ def _free_port() -> int:
 class DataParallel:
     """``track_sharded_hvp_time_ratio``: sharded over 2 processes / one process, both one thread each."""
 
-    params = (["mlp", "cnn"],)
+    params = (["mlp"],)  # the CNN's HVP splits the same way; one model keeps the benchmark (and CI's run of it) short
     param_names = ["model"]
     timeout = 300
 

@@ -34,7 +34,7 @@ from .objective import FlatModule
 
 __all__ = ["FirstLayer", "first_layer", "forward_input_jacobians", "mean_sq_jacobian_norm", "max_jacobian_operator_norm",
            "pairwise_lipschitz", "chain_rule_error",
-           "trace_inequality_ratio"]
+           "trace_inequality_ratio", "trace_inequality_sums"]
 
 
 @dataclass(frozen=True)
@@ -125,14 +125,22 @@ def chain_rule_error(model: FlatModule, theta: Tensor, inputs: Tensor, method: s
     return float(err.max())
 
 
-def trace_inequality_ratio(model: FlatModule, theta: Tensor, inputs: Tensor, method: str = "vmap",
-                           chunk_size: int | None = None) -> float:
-    """(H3): ``[(1/n) sum ||x_i||^2 ||D_x f(x_i)||_F^2] / [||W_1||_2^2 Tr G_{W_1}]`` (<= 1)."""
+def trace_inequality_sums(model: FlatModule, theta: Tensor, inputs: Tensor, method: str = "vmap",
+                          chunk_size: int | None = None) -> tuple[Tensor, Tensor]:
+    """The two per-example sums of (H3) over ``inputs``: ``sum_i ||x_i||^2 ||D_x f(x_i)||_F^2`` and
+    ``sum_i ||x_i||^2 ||D_{z_1} f(x_i)||_F^2`` (``n Tr G_{W_1}``), as 0-d tensors."""
     layer = first_layer(model, theta)
     x2 = inputs.flatten(1).pow(2).sum(dim=1)
     dx = input_jacobians(model, theta, inputs, method=method, chunk_size=chunk_size)
     dz = input_jacobians(layer.rest, theta, layer.preactivation(inputs), method=method, chunk_size=chunk_size)
-    lhs = (x2 * dx.flatten(1).pow(2).sum(dim=1)).mean()
-    trace_g_w1 = (x2 * dz.flatten(1).pow(2).sum(dim=1)).mean()
-    w_norm = torch.linalg.matrix_norm(layer.weight, ord=2)
+    return (x2 * dx.flatten(1).pow(2).sum(dim=1)).sum(), (x2 * dz.flatten(1).pow(2).sum(dim=1)).sum()
+
+
+def trace_inequality_ratio(model: FlatModule, theta: Tensor, inputs: Tensor, method: str = "vmap",
+                           chunk_size: int | None = None, sums: tuple[Tensor, Tensor] | None = None) -> float:
+    """(H3): ``[(1/n) sum ||x_i||^2 ||D_x f(x_i)||_F^2] / [||W_1||_2^2 Tr G_{W_1}]`` (<= 1);
+    ``sums``: the two sums of :func:`trace_inequality_sums` when they are already known (over
+    shards, say)."""
+    lhs, trace_g_w1 = trace_inequality_sums(model, theta, inputs, method, chunk_size) if sums is None else sums
+    w_norm = torch.linalg.matrix_norm(first_layer(model, theta).weight, ord=2)
     return float(lhs / (w_norm ** 2 * trace_g_w1))

@@ -85,6 +85,8 @@ class Objective:
         n_total: the examples of all shards together, when ``inputs`` is one shard of them
             (``None``: the data set is all here).
         reduce: ``t -> sum of t over the shards' processes`` (``None``: the identity).
+        reduce_max: ``t -> elementwise max of t over the shards' processes`` (``None``: the identity).
+        offset: where this shard's examples start in the whole data set.
     """
 
     model: ModelFn
@@ -94,6 +96,8 @@ class Objective:
     chunk_size: int | None = None
     n_total: int | None = None
     reduce: Callable[[Tensor], Tensor] | None = None
+    reduce_max: Callable[[Tensor], Tensor] | None = None
+    offset: int = 0  # the index of this shard's first example in the whole data set
 
     @property
     def n(self) -> int:
@@ -107,6 +111,10 @@ class Objective:
     def allreduce(self, t: Tensor) -> Tensor:
         """``t`` summed over the shards (``t`` itself when the data is all here)."""
         return t if self.reduce is None else self.reduce(t)
+
+    def allreduce_max(self, t: Tensor) -> Tensor:
+        """The elementwise maximum of ``t`` over the shards (``t`` itself when the data is all here)."""
+        return t if self.reduce_max is None else self.reduce_max(t)
 
     def chunks(self) -> Iterator[tuple[Tensor, Tensor, float]]:
         """``(X_c, Y_c, n_c / n_total)`` for each chunk of the data held here."""

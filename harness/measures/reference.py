@@ -20,6 +20,7 @@ from ..kernels.ansatz import forward_input_jacobians
 from ..errors import UnsupportedError
 from ..options import positive
 from . import MEASURES, Measurement, StepContext
+from .jacobian import over_shards
 
 __all__ = ["DenseTopEigenvalue", "ForwardJacobianNorm"]
 
@@ -60,6 +61,8 @@ class DenseTopEigenvalue:
             h_out = hessian(lambda o: obj.loss(o, y))(out).reshape(out.numel(), out.numel())
             matrix = jac.T @ h_out @ jac
         matrix = 0.5 * (matrix + matrix.T)
+        if obj.sharded:  # the shard's mean-loss matrix, weighted n_shard / n_total, summed over the shards
+            matrix = obj.allreduce(matrix * (obj.n / obj.n_total))
         eig = torch.linalg.eigvalsh(matrix)
         return Measurement(float(eig[-1]), {"second": float(eig[-2])})
 
@@ -77,4 +80,4 @@ class ForwardJacobianNorm:
             raise UnsupportedError(f"input-output Jacobians need floating-point inputs; this problem's are {x.dtype}")
         jac = forward_input_jacobians(ctx.problem.objective.model, ctx.theta, x)
         per_example = jac.reshape(x.shape[0], -1).pow(2).sum(dim=1)
-        return Measurement(float(per_example.sum()) / x.shape[0])
+        return Measurement(over_shards(ctx.problem.objective, float(per_example.sum()) / x.shape[0], x.shape[0], "mean"))

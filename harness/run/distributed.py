@@ -13,10 +13,12 @@ Backends: gloo on the CPU, NCCL on CUDA (each rank on GPU ``LOCAL_RANK``). A col
 (a rank died) or does not finish within the run's timeout (a rank hangs) ends the process with
 a message naming the rank; torchrun then stops the others.
 
-What runs data-parallel: full-batch update rules and measures built from the objective's reduced
-quantities (see :data:`SHARDABLE_OPTIMIZERS`, :data:`SHARDABLE_MEASURES`). A measure that reads
-the training inputs themselves (input-output Jacobians, dense references) or a minibatch rule is
-refused before anything runs, naming the suite file and the key.
+What runs data-parallel: full-batch update rules, measures built from the objective's reduced
+quantities, and the per-example input-output Jacobian measures (a mean: the shards' sums reduced;
+a maximum: the shards' maxima reduced) and dense references (the shards' weighted matrices summed):
+:data:`SHARDABLE_OPTIMIZERS`, :data:`SHARDABLE_MEASURES`. ``pairwise_lipschitz`` (pairs of examples
+across shards), ``presample`` and minibatch rules are refused before anything runs, naming the
+suite file and the key.
 """
 
 from __future__ import annotations
@@ -42,7 +44,10 @@ SHARDABLE_OPTIMIZERS = frozenset({"gd", "heavy_ball", "nesterov", "sam", "sam_un
 SHARDABLE_MEASURES = frozenset({
     "loss", "loss_ratio", "grad_norm", "test_loss", "relative_change", "lambda_max", "stability_threshold",
     "adam_preconditioned_sharpness", "top_mode", "soft_rank", "effective_rank", "entropy_rank", "mode_progress",
-    "relative_error", "effective_rank_gap", "estimation_error"})
+    "relative_error", "effective_rank_gap", "estimation_error",
+    # per-example sums and maxima over the shards (harness.measures.jacobian), the dense references summed
+    "jacobian_norm", "forward_jacobian_norm", "jacobian_operator_norm", "chain_rule_error", "jacobian_trace_ratio",
+    "dense_top_eigenvalue"})
 
 
 class DistributedFailure(HarnessError):
@@ -116,18 +121,22 @@ def current_world() -> World | None:
     return _WORLD
 
 
-def _all_reduce(t: torch.Tensor) -> torch.Tensor:
+def _all_reduce(t: torch.Tensor, op: str = "sum") -> torch.Tensor:
     import torch.distributed as dist
 
     out = t.detach().clone().contiguous()
     try:
-        dist.all_reduce(out, op=dist.ReduceOp.SUM)
+        dist.all_reduce(out, op=dist.ReduceOp.SUM if op == "sum" else dist.ReduceOp.MAX)
     except Exception as exc:  # noqa: BLE001 - a dead or hung peer: the run ends here
         w = _WORLD
         where = f"rank {w.rank} of {w.size}" if w else "this rank"
         raise DistributedFailure(f"{where}: a collective failed (a peer died or did not answer within the run's "
                                  f"timeout): {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from None
     return out
+
+
+def _all_reduce_max(t: torch.Tensor) -> torch.Tensor:
+    return _all_reduce(t, "max")
 
 
 def shard_bounds(n: int, rank: int, size: int) -> tuple[int, int]:
@@ -147,7 +156,7 @@ def shard_problem(problem: Any, world: World, file: str = "") -> Any:
         raise HarnessError("the objective is already sharded")
     start, stop = shard_bounds(obj.n, world.rank, world.size)
     shard = dataclasses.replace(obj, inputs=obj.inputs[start:stop].clone(), targets=obj.targets[start:stop].clone(),
-                                n_total=obj.n, reduce=_all_reduce)
+                                n_total=obj.n, reduce=_all_reduce, reduce_max=_all_reduce_max, offset=start)
     return dataclasses.replace(problem, objective=shard)
 
 
@@ -162,9 +171,11 @@ def check_shardable(suites: Sequence[Any]) -> None:
             for name, spec in variant.measures.items():
                 kind = spec.kind
                 if kind not in SHARDABLE_MEASURES:
+                    why = ("compares every pair of examples, across the shards" if kind == "pairwise_lipschitz"
+                           else "reads the training inputs in a way that does not reduce over shards")
                     raise SuiteError(s.file, f"measures.{name}",
-                                     f"kind {kind!r} reads the training inputs themselves and cannot run data-parallel; "
-                                     f"these can: {sorted(SHARDABLE_MEASURES)}")
+                                     f"kind {kind!r} {why}, so it cannot run data-parallel; these can: "
+                                     f"{sorted(SHARDABLE_MEASURES)}")
                 if getattr(spec.measure, "presample", None):
                     raise SuiteError(s.file, f"measures.{name}.presample",
                                      "a random subset of the examples cannot be drawn data-parallel")

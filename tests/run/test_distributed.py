@@ -166,6 +166,12 @@ tol = 1e-6
 max_iter = 100
 every = 10
 
+[measures.jacobian_norm]           # a mean over the examples: the shards' sums reduced
+every = 40
+
+[measures.jacobian_operator_norm]  # a maximum over the examples: the shards' maxima reduced
+every = 40
+
 [[expect]]
 name = "sharpens"
 measure = "lambda_max"
@@ -182,7 +188,7 @@ def _write(folder: Path, text: str, name: str = "dp.toml") -> Path:
 
 
 @pytest.mark.parametrize("change,key", [
-    (("[measures.grad_norm]", "[measures.grad_norm]\n[measures.jf]\nkind = \"jacobian_norm\""), "measures.jf"),
+    (("[measures.grad_norm]", "[measures.grad_norm]\n[measures.lip]\nkind = \"pairwise_lipschitz\""), "measures.lip"),
     (("kind = \"gd\"", "kind = \"scaled_sgd\"\nbatch_size = 32"), "optimizer.kind"),
     (("every = 10", "every = 10\npresample = 0.5"), "measures.lambda_max.presample"),
 ])
@@ -313,7 +319,70 @@ def test_a_rank_refuses_what_cannot_run_data_parallel_before_joining(tmp_path, c
     suite = _write(tmp_path, SUITE)
     assert main(["run", str(suite), "--device", "cpu", "--jobs", "2", "--out", str(tmp_path / "o")]) == 2
     assert "--jobs: a data-parallel run" in capsys.readouterr().err
-    jf = _write(tmp_path, SUITE.replace("[measures.grad_norm]", '[measures.grad_norm]\n[measures.jf]\nkind = "jacobian_norm"'), "jf.toml")
-    assert main(["run", str(jf), "--device", "cpu", "--out", str(tmp_path / "o")]) == 2
-    assert "jf.toml: measures.jf: kind 'jacobian_norm' reads the training inputs" in capsys.readouterr().err
+    lip = _write(tmp_path, SUITE.replace("[measures.grad_norm]", '[measures.grad_norm]\n[measures.lip]\nkind = "pairwise_lipschitz"'), "lip.toml")
+    assert main(["run", str(lip), "--device", "cpu", "--out", str(tmp_path / "o")]) == 2
+    assert "lip.toml: measures.lip: kind 'pairwise_lipschitz' compares every pair of examples" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+class _ReplayWorld:
+    """K shards run one after another in this process with the reductions a K-process run would
+    give them: a first pass records each rank's reduced tensors (its reductions return their input),
+    a second returns, in the same order, their sum or maximum over the ranks (the measures here
+    reduce a fixed sequence of tensors, whatever the values). No threads: torch.func's forward mode
+    does not run concurrently in threads of one process."""
+
+    def __init__(self, size):
+        self.size = size
+
+    def _shard(self, obj, r, reduce, reduce_max):
+        start, stop = shard_bounds(obj.n, r, self.size)
+        return dataclasses.replace(obj, inputs=obj.inputs[start:stop], targets=obj.targets[start:stop],
+                                   n_total=obj.n, reduce=reduce, reduce_max=reduce_max, offset=start)
+
+    def run(self, obj, fn):
+        """``fn(shard)`` for each rank, every reduction as after an all_reduce; the results by rank."""
+        seen = [[] for _ in range(self.size)]
+
+        def recorder(r, how):
+            return lambda t: seen[r].append((how, t.detach().clone())) or t
+
+        for r in range(self.size):
+            fn(self._shard(obj, r, recorder(r, "sum"), recorder(r, "max")))
+        assert len({len(s) for s in seen}) == 1, "the ranks reduced different numbers of tensors"
+        reduced = []
+        for calls in zip(*seen):
+            stacked = torch.stack([t for _, t in calls])
+            reduced.append(stacked.sum(0) if calls[0][0] == "sum" else stacked.max(0).values)
+
+        def replayer(r):
+            it = iter(reduced)
+            return lambda t: next(it).clone()
+
+        out = []
+        for r in range(self.size):
+            replay = replayer(r)
+            out.append(fn(self._shard(obj, r, replay, replay)))
+        return out
+
+
+@pytest.mark.parametrize("kind,options", [
+    ("jacobian_norm", {}), ("jacobian_norm", {"inputs": "random"}), ("jacobian_operator_norm", {}),
+    ("chain_rule_error", {}), ("jacobian_trace_ratio", {}), ("forward_jacobian_norm", {}),
+    ("dense_top_eigenvalue", {}), ("dense_top_eigenvalue", {"operator": "gauss_newton"})])
+def test_per_example_measures_over_shards_equal_the_whole_data_sets(kind, options):
+    """Each rank of a 3-way split (9, 9, 10 examples) reports the single-process value of the
+    measure to round-off: means from the shards' sums, maxima from their maxima, the trace
+    inequality from its two sums, dense matrices weighted n_shard / n and summed."""
+    from harness.measures import MEASURES, StepContext
+    from harness.training.optimizers import GD
+
+    obj, theta = tiny_problem(n=28, width=5)
+    measure = MEASURES[kind](**options)
+
+    def value(o):
+        return measure(StepContext(0, theta, Problem(o, theta), GD(lr=0.1)), {}).value
+
+    whole = value(obj)
+    for got in _ReplayWorld(3).run(obj, value):
+        assert got == pytest.approx(whole, rel=1e-10, abs=1e-14), (kind, got, whole)

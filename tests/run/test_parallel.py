@@ -488,9 +488,12 @@ def _start_and_wait_for_records(tmp_path: Path, n: int) -> tuple[subprocess.Pope
     write(folder, VALID, "a_tiny.toml")
     write(folder, SLOW, "b_slow.toml")
     out = tmp_path / "out"
+    # Ctrl-C as a terminal's: SIGINT at its default, whatever this process inherited (a shell's
+    # background job, e.g. under nohup, ignores it, and a Python started so keeps ignoring it)
     proc = subprocess.Popen([sys.executable, "-m", "harness", "run", str(folder), "--device", "cpu", "--jobs", "2",
                              "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True, cwd=tmp_path)
+                            start_new_session=True, cwd=tmp_path,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 120
     while len(list(out.rglob("test.tiny/*.json"))) < n:
         assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
