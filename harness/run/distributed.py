@@ -208,6 +208,8 @@ def launch(nproc: int, argv: Sequence[str], grace_s: float = 5.0) -> int:
 
     base = {**os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(_free_port()),
             "WORLD_SIZE": str(nproc), "LOCAL_WORLD_SIZE": str(nproc)}
+    # the machine's cores shared among the ranks (torchrun does the same), unless the caller says
+    base.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
     procs = [subprocess.Popen([sys.executable, "-m", "harness", *argv],
                               env={**base, "RANK": str(r), "LOCAL_RANK": str(r)}) for r in range(nproc)]
     failed: tuple[int, int] | None = None
