@@ -111,27 +111,36 @@ def _without_nproc(argv: list[str]) -> list[str]:
     return out
 
 
-def _data_parallel(args: argparse.Namespace, devices: list[str] | None, suites: list[Suite]):
-    """The data-parallel world this process is a rank of (torchrun's environment), joined; None
-    for a single-process run. Refuses what cannot run data-parallel before anything trains."""
-    world = dist.world_from_environment()
-    if world is None:
-        return None
+def _check_data_parallel(args: argparse.Namespace, devices: list[str] | None, suites: list[Suite]) -> None:
+    """Refuse, before any process starts or trains, what cannot run data-parallel."""
     if args.jobs > 1:
         raise HarnessError("--jobs: a data-parallel run (torchrun, --nproc) runs its cases one after another in "
                            "every rank; drop --jobs")
     if devices is None or len(devices) != 1:
         raise HarnessError("--device: a data-parallel run needs one device, cpu (gloo) or cuda (NCCL), not all")
     dist.check_shardable(suites)
+
+
+def _data_parallel(args: argparse.Namespace, devices: list[str] | None, suites: list[Suite]):
+    """The data-parallel world this process is a rank of (torchrun's environment), joined; None
+    for a single-process run."""
+    world = dist.world_from_environment()
+    if world is None:
+        return None
+    _check_data_parallel(args, devices, suites)
     dist.init_world(world, devices[0], args.dist_timeout)
     return world
 
 
 def _run(args: argparse.Namespace) -> int:
-    if args.nproc > 1 and dist.world_from_environment() is None:  # start the ranks, each runs this command
-        return dist.launch(args.nproc, _without_nproc(args.argv))
+    launcher = args.nproc > 1 and dist.world_from_environment() is None
     devices = _devices(args.device)
     suites: list[Suite] = load_suites(args.paths)
+    if launcher:  # checked once here, then the ranks start; each runs this command without --nproc
+        _check_data_parallel(args, devices, suites)
+        if not any(expand(s, devices) for s in suites):
+            raise HarnessError(f"no cases: none of the suites declares device(s) {devices}")
+        return dist.launch(args.nproc, _without_nproc(args.argv))
     cases = [c for s in suites for c in expand(s, devices)]
     if not cases:
         raise HarnessError(f"no cases: none of the suites declares device(s) {devices}")

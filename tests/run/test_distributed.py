@@ -301,6 +301,8 @@ def test_each_rank_runs_the_command_without_nproc():
 @pytest.mark.parametrize("args,message", [
     (["--nproc", "0"], "--nproc: expected a whole number >= 1"),
     (["--dist-timeout", "-1"], "--dist-timeout: expected a number of seconds > 0"),
+    (["--nproc", "2", "--jobs", "2"], "--jobs: a data-parallel run"),  # refused before any rank starts
+    (["--nproc", "2", "--device", "all"], "--device: a data-parallel run needs one device"),
 ])
 def test_bad_data_parallel_options_exit_2_naming_them(tmp_path, capsys, args, message):
     from harness.cli import main
