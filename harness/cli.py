@@ -140,6 +140,7 @@ def _run(args: argparse.Namespace) -> int:
         _check_data_parallel(args, devices, suites)
         if not any(expand(s, devices) for s in suites):
             raise HarnessError(f"no cases: none of the suites declares device(s) {devices}")
+        writable_folder(args.out, "--out")  # rank 0 writes there
         return dist.launch(args.nproc, _without_nproc(args.argv))
     cases = [c for s in suites for c in expand(s, devices)]
     if not cases:

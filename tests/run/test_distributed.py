@@ -303,10 +303,13 @@ def test_each_rank_runs_the_command_without_nproc():
     (["--dist-timeout", "-1"], "--dist-timeout: expected a number of seconds > 0"),
     (["--nproc", "2", "--jobs", "2"], "--jobs: a data-parallel run"),  # refused before any rank starts
     (["--nproc", "2", "--device", "all"], "--device: a data-parallel run needs one device"),
+    (["--nproc", "2", "--out", "{a_file}"], "--out: expected a writable folder"),
 ])
 def test_bad_data_parallel_options_exit_2_naming_them(tmp_path, capsys, args, message):
     from harness.cli import main
 
+    (tmp_path / "a_file").write_text("")
+    args = [a.format(a_file=tmp_path / "a_file") for a in args]
     assert main(["run", str(_write(tmp_path, SUITE)), *args]) == 2
     assert message in capsys.readouterr().err
 
