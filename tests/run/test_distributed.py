@@ -303,7 +303,7 @@ def test_each_rank_runs_the_command_without_nproc():
     (["--dist-timeout", "-1"], "--dist-timeout: expected a number of seconds > 0"),
     (["--nproc", "2", "--jobs", "2"], "--jobs: a data-parallel run"),  # refused before any rank starts
     (["--nproc", "2", "--device", "all"], "--device: a data-parallel run needs one device"),
-    (["--nproc", "2", "--out", "{a_file}"], "--out: expected a writable folder"),
+    (["--nproc", "2", "--out", "{a_file}"], "--out: expected a folder to write into"),
 ])
 def test_bad_data_parallel_options_exit_2_naming_them(tmp_path, capsys, args, message):
     from harness.cli import main
