@@ -176,6 +176,10 @@ def check_shardable(suites: Sequence[Any]) -> None:
                     raise SuiteError(s.file, f"measures.{name}",
                                      f"kind {kind!r} {why}, so it cannot run data-parallel; these can: "
                                      f"{sorted(SHARDABLE_MEASURES)}")
+                if kind == "soft_rank" and getattr(spec.measure, "inputs", "test") == "train":
+                    raise SuiteError(s.file, f"measures.{name}.inputs",
+                                     "the soft rank of the training features is a spectrum over all the examples, "
+                                     "not a sum over shards; inputs = 'test' (whole on every rank) runs data-parallel")
                 if getattr(spec.measure, "presample", None):
                     raise SuiteError(s.file, f"measures.{name}.presample",
                                      "a random subset of the examples cannot be drawn data-parallel")

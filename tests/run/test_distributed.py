@@ -191,6 +191,8 @@ def _write(folder: Path, text: str, name: str = "dp.toml") -> Path:
     (("[measures.grad_norm]", "[measures.grad_norm]\n[measures.lip]\nkind = \"pairwise_lipschitz\""), "measures.lip"),
     (("kind = \"gd\"", "kind = \"scaled_sgd\"\nbatch_size = 32"), "optimizer.kind"),
     (("every = 10", "every = 10\npresample = 0.5"), "measures.lambda_max.presample"),
+    (("[measures.grad_norm]", "[measures.grad_norm]\n[measures.sr]\nkind = \"soft_rank\"\ninputs = \"train\""),
+     "measures.sr.inputs"),
 ])
 def test_what_reads_the_whole_data_set_is_refused(tmp_path, change, key):
     suite = load_suite(_write(tmp_path, SUITE.replace(*change)))
