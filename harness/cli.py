@@ -121,7 +121,7 @@ def _check_data_parallel(args: argparse.Namespace, devices: list[str] | None, su
     dist.check_shardable(suites)
 
 
-def _data_parallel(args: argparse.Namespace, devices: list[str] | None, suites: list[Suite]):
+def _join_world(args: argparse.Namespace, devices: list[str] | None, suites: list[Suite]):
     """The data-parallel world this process is a rank of (torchrun's environment), joined; None
     for a single-process run."""
     world = dist.world_from_environment()
@@ -148,7 +148,7 @@ def _run(args: argparse.Namespace) -> int:
     selected = len(cases)
     if args.shard:  # a stable subset, sweep groups whole (harness/run/parallel.py)
         cases = [cases[i] for i in select_shard(cases, *args.shard)]
-    world = _data_parallel(args, devices, suites)
+    world = _join_world(args, devices, suites)
     try:
         return _run_cases(args, suites, cases, selected, world)
     finally:

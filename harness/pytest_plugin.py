@@ -28,7 +28,8 @@ import shlex
 from pathlib import Path
 
 import pytest
-import torch
+import scipy.stats  # noqa: F401 - before any pytester run: harness.spec.statistics imports it lazily, and a C
+import torch       # extension first imported inside a pytester run cannot be loaded again once that run ends
 
 from .errors import HarnessError
 from .registry import load_plugins

@@ -43,6 +43,8 @@ def over_shards(obj, value: float, n: int, how: str) -> float:
         return value
     if how == "max":
         return float(obj.allreduce_max(torch.tensor([value], dtype=torch.float64, device=obj.inputs.device))[0])
+    if how != "mean":  # pairs of examples across shards, say: no reduction gives the whole set's value
+        raise UnsupportedError(f"this measure ({how} over the examples) cannot be combined over data-parallel shards")
     total = obj.allreduce(torch.tensor([value * n], dtype=torch.float64, device=obj.inputs.device))
     return float(total[0]) / obj.n_total
 

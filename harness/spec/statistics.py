@@ -14,8 +14,6 @@ from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
-# imported here, not inside spearman: a C extension imported lazily inside a pytester run is
-# dropped from sys.modules when the run ends and cannot be loaded again in that process
 
 from ..registry import suggest
 
@@ -93,7 +91,10 @@ def spearman(x: np.ndarray, y: np.ndarray) -> float:
     """Spearman's rank correlation (average ranks for ties); NaN when either side is constant."""
     if len(x) < 2 or np.all(x == x[0]) or np.all(y == y[0]):
         return float("nan")
-    from scipy.stats import spearmanr  # here, not at import: scipy.stats adds ~1.3 s to every CLI start and worker
+    # here, not at import: scipy.stats adds ~1.3 s to every CLI start and worker. Under pytest the
+    # plugin imports it first (harness.pytest_plugin): a C extension first imported inside a pytester
+    # run is dropped from sys.modules when that run ends and cannot be loaded again in the process.
+    from scipy.stats import spearmanr
 
     return float(spearmanr(x, y).statistic)
 
