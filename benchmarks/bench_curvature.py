@@ -79,6 +79,9 @@ class Kernels(_Reference):
     def time_lanczos_cold_presampled(self, model, device):
         self._run(lambda: top_eigenpairs(lambda o: hessian_operator(o, self.theta), self.obj, presample=0.125))
 
+    def time_lambda_max_cold_default(self, model, device):
+        self._run(lambda: top_eigenpairs(lambda o: hessian_operator(o, self.theta), self.obj))
+
     def time_block_lanczos_top4_cold(self, model, device):
         self._run(lambda: block_lanczos(hessian_operator(self.obj, self.theta), 4, tol=1e-3))
 
@@ -210,6 +213,11 @@ class Flops:
 
     def track_lambda_max_cold_flops_in_gradients(self, model):
         return self._in_gradients(lambda: lanczos(hessian_operator(self.obj, self.theta), tol=1e-3))
+
+    def track_lambda_max_cold_default_flops_in_gradients(self, model):
+        """The default path, :func:`~harness.top_eigenpairs` with no options: presampled on
+        1/16 of the 2000 examples, then the full operator to relative residual 1e-3."""
+        return self._in_gradients(lambda: top_eigenpairs(lambda o: hessian_operator(o, self.theta), self.obj))
 
     def track_lambda_max_cold_presampled_flops_in_gradients(self, model):
         return self._in_gradients(lambda: top_eigenpairs(lambda o: hessian_operator(o, self.theta), self.obj,

@@ -6,6 +6,15 @@ Single-vector Lanczos for ``k = 1``, block Lanczos for ``k > 1`` (so a warm star
 same operator on a seeded random fraction of the examples (each product costs that fraction of
 a full one) start the full run. The answer is always that of the full operator, with its own
 Ritz residual; presampling only changes the start vector.
+
+By default (``presample=None``) a cold start on at least :data:`AUTO_PRESAMPLE_MIN_EXAMPLES`
+examples is presampled on :data:`AUTO_PRESAMPLE` of them. Counted on the two reference models of
+``benchmarks/common.py`` (2000 examples, tolerance 1e-3, five subset seeds each), λ_max costs
+29.8–31.8 full-batch gradients on the 77k MLP (plain Lanczos 43.4–51.1) and 9.8–13.9 on the
+21k CNN (16.7–22.6); 1/8 and 1/32, and cascades of two subsets, were no cheaper on average and
+scattered more (``docs/performance.md``). Below 1024 examples a sixteenth is under 64 of them,
+whose Hessian says little about the whole one, and a product is cheap anyway; a data-parallel
+(sharded) objective has no subset, so it is never presampled.
 """
 
 from __future__ import annotations
@@ -19,11 +28,14 @@ from .objective import Objective
 from .operators import LinearOperator
 from .spectrum import EigResult, block_lanczos, lanczos
 
-__all__ = ["top_eigenpairs"]
+__all__ = ["top_eigenpairs", "AUTO_PRESAMPLE", "AUTO_PRESAMPLE_MIN_EXAMPLES"]
+
+AUTO_PRESAMPLE = 1 / 16
+AUTO_PRESAMPLE_MIN_EXAMPLES = 1024
 
 
 def top_eigenpairs(make_op: Callable[[Objective], LinearOperator], obj: Objective, *, k: int = 1,
-                   tol: float = 1e-3, max_iter: int = 100, v0: Tensor | None = None, presample: float = 0.0,
+                   tol: float = 1e-3, max_iter: int = 100, v0: Tensor | None = None, presample: float | None = None,
                    op: LinearOperator | None = None, seed: int = 0) -> EigResult:
     """The ``k`` largest eigenpairs of ``make_op(obj)`` to relative Ritz residual ``tol``.
 
@@ -33,10 +45,14 @@ def top_eigenpairs(make_op: Callable[[Objective], LinearOperator], obj: Objectiv
         obj: the full objective; ``op`` (``make_op(obj)`` if ``None``) is the operator solved.
         k: eigenpairs wanted (block Lanczos with block size ``k`` when ``k > 1``).
         v0: warm start, ``(dim,)`` or ``(dim, m)``; when given, no presampling.
-        presample: fraction of the examples for the cold start (``0``: a seeded Gaussian start).
-            The subsampled run stops at residual ``max(tol, 1e-2)``.
+        presample: fraction of the examples for the cold start (``0``: a seeded Gaussian start;
+            ``None``: :data:`AUTO_PRESAMPLE` on an unsharded objective of at least
+            :data:`AUTO_PRESAMPLE_MIN_EXAMPLES` examples, else ``0``). The subsampled run stops
+            at residual ``max(tol, 1e-2)``.
     """
     op = make_op(obj) if op is None else op
+    if presample is None:
+        presample = AUTO_PRESAMPLE if not obj.sharded and obj.n >= AUTO_PRESAMPLE_MIN_EXAMPLES else 0.0
     pre = 0
     if v0 is None and presample:
         sub_op = make_op(obj.subset(presample, seed))
