@@ -18,9 +18,12 @@ __all__ = ["EffectiveRank", "EntropyRank", "ModeProgress", "RelativeError", "Eff
 
 
 def _matrix(ctx: StepContext) -> Tensor:
+    """The problem's matrix at this step's ``theta``, computed once per step for all its measures."""
     if ctx.problem.matrix is None:
         raise UnsupportedError("this measure needs a problem that defines a matrix (e.g. deep_matrix_factorization)")
-    return ctx.problem.matrix(ctx.theta)
+    if "matrix" not in ctx.cache:
+        ctx.cache["matrix"] = ctx.problem.matrix(ctx.theta).detach()
+    return ctx.cache["matrix"]
 
 
 @MEASURES.register("effective_rank")

@@ -181,9 +181,14 @@ def divergence(loss: float, theta: torch.Tensor, grad: torch.Tensor | None,
     ``EXPLOSION_FACTOR * max(|L_0|, 1)`` (``loss0``: the loss at step 0): the run is exploding,
     and what it would compute next means nothing. ``finite``: the iterate can still be measured
     (only in the last case)."""
-    if not math.isfinite(loss) or not _finite(theta):
+    if not math.isfinite(loss):
         return "non-finite loss or parameters", False
-    if grad is not None and not _finite(grad):
+    # one synchronisation for both checks (a tiny model's step costs a few of them)
+    theta_ok, grad_ok = (_finite(theta), True) if grad is None else \
+        torch.stack([torch.isfinite(theta).all(), torch.isfinite(grad).all()]).tolist()
+    if not theta_ok:
+        return "non-finite loss or parameters", False
+    if not grad_ok:
         return "non-finite gradient", False
     bound = EXPLOSION_FACTOR * max(abs(loss0), 1.0) if loss0 is not None else math.inf
     if abs(loss) > bound:
