@@ -124,7 +124,11 @@ def plant(fault: str) -> None:
         O.SAM.step = step
     elif fault == "two_rate_second_halved":
         rates = O.TwoRateGD.rates
-        O.TwoRateGD.rates = lambda self, problem: (rates(self, problem)[0], 0.5 * rates(self, problem)[1])
+
+        def halved(self, problem):
+            first, second = rates(self, problem)
+            return first, 0.5 * second
+        O.TwoRateGD.rates = halved
     elif fault == "torch_optim_lr_10pct":
         init = O.TorchOptim.init
 
