@@ -17,11 +17,11 @@ import os
 
 import torch
 
-GD = ["eos_gd_mse", "eos_negative_control_ce", "jacobian_ansatz", "jacobian_flatness_sweep", "curvature_kernels_dense",
-      "dmf_identity", "dmf_early_stopping", "dmf_random_init", "dmf_matrix_sensing", "stability_quadratic"]
+GD = ["eos_gd_mse", "eos_negative_control_ce", "jacobian_ansatz", "jacobian_flatness_sweep", "jacobian_label_smoothing",
+      "curvature_kernels_dense", "dmf_identity", "dmf_early_stopping", "dmf_random_init", "dmf_matrix_sensing", "stability_quadratic"]
 SHARPNESS = ["adam_edge_mlp", "beyond_eos_sgd", "curvature_kernels_dense", "eos_gd_mse", "eos_negative_control_ce",
-             "jacobian_ansatz", "jacobian_flatness_sweep", "momentum_edge_mlp", "rmsprop_edge_mlp", "sam_edge_across_rho",
-             "sam_edge_mlp", "sam_quadratic_orbit"]
+             "jacobian_ansatz", "jacobian_flatness_sweep", "jacobian_label_smoothing", "momentum_edge_mlp",
+             "rmsprop_edge_mlp", "sam_edge_across_rho", "sam_edge_mlp", "sam_quadratic_orbit"]
 RELU = ["relu_beyond_wide", "relu_both_layers", "relu_gray_zone", "relu_gray_zone_m5", "relu_provable_failure",
         "relu_wide_rate_resolution", "relu_wide_regime"]
 SAM = ["sam_edge_across_rho", "sam_edge_mlp", "sam_quadratic_orbit"]
@@ -54,6 +54,8 @@ FAULTS: dict[str, tuple[list[str], str]] = {
     "mode_progress_5pct": (["dmf_early_stopping", "dmf_identity"], "mode_progress 5 % high"),
     "effective_rank_squared": (["dmf_identity", "dmf_matrix_sensing", "dmf_random_init"],
                                "effective rank of sigma^2 instead of sigma"),
+    "label_smoothing_ignored": (["jacobian_label_smoothing"], "cross-entropy without the label smoothing asked for"),
+    "label_smoothing_halved": (["jacobian_label_smoothing"], "label smoothing eps/2 instead of eps"),
 }
 
 
@@ -89,6 +91,7 @@ def plant(fault: str) -> None:
     if fault not in FAULTS:
         raise KeyError(f"unknown fault {fault!r}; known: {', '.join(sorted(FAULTS))}")
     import harness.kernels.curvature as curvature
+    import harness.kernels.losses as losses
     import harness.kernels.objective as objective
     import harness.kernels.sharpness as sharpness
     import harness.kernels.spectrum as spectrum
@@ -193,6 +196,12 @@ def plant(fault: str) -> None:
     elif fault == "effective_rank_squared":
         rank = matrix.effective_rank
         matrix.effective_rank = lambda sv: rank(sv ** 2)
+    elif fault in ("label_smoothing_ignored", "label_smoothing_halved"):
+        share = 0.0 if fault == "label_smoothing_ignored" else 0.5
+
+        def smoothed(self, outputs, targets):
+            return torch.nn.functional.cross_entropy(outputs, targets, label_smoothing=share * self.eps)
+        losses.smoothed_cross_entropy.__call__ = smoothed
 
 
 if os.environ.get("THEORY_HARNESS_FAULT"):

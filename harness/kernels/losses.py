@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch.nn.functional as F
 from torch import Tensor
 
 from ..registry import Registry
 
-__all__ = ["LOSSES", "mse", "mse_mean", "half_sse", "cross_entropy"]
+__all__ = ["LOSSES", "mse", "mse_mean", "half_sse", "cross_entropy", "smoothed_cross_entropy"]
 
 LOSSES: Registry = Registry("loss")
 
@@ -37,3 +39,18 @@ def half_sse(outputs: Tensor, targets: Tensor) -> Tensor:
 def cross_entropy(outputs: Tensor, targets: Tensor) -> Tensor:
     """Softmax cross-entropy against integer class labels, mean over examples."""
     return F.cross_entropy(outputs, targets)
+
+
+@dataclass(frozen=True)
+class smoothed_cross_entropy:
+    """Softmax cross-entropy against the smoothed target ``(1 - eps) onehot(y) + eps / K`` (Szegedy
+    et al. 2016, arXiv 1512.00567, Sec. 7), mean over examples: ``F.cross_entropy(...,
+    label_smoothing=eps)``. Its minimiser has finite logit gaps ``ln(1 + K (1 - eps) / eps)``, so
+    the output Hessian ``diag(p) - p p^T`` does not vanish as training goes on (MacDonald et al.,
+    arXiv 2305.14683, list label smoothing among the factors that change the scale between the
+    loss Hessian and the input-output Jacobian). A frozen dataclass, so that it pickles."""
+
+    eps: float
+
+    def __call__(self, outputs: Tensor, targets: Tensor) -> Tensor:
+        return F.cross_entropy(outputs, targets, label_smoothing=self.eps)

@@ -16,7 +16,7 @@ from torch import Tensor, nn
 
 from ..kernels.factorization import symmetric_noise, symmetric_target
 from ..kernels.homogeneous import layer_forward
-from ..kernels.losses import LOSSES
+from ..kernels.losses import LOSSES, smoothed_cross_entropy
 from ..kernels.objective import FlatModule, Objective
 from ..kernels.relu_kernels import relu_kernels
 from ..options import nonnegative, positive
@@ -76,12 +76,17 @@ class MLP:
     teacher_width: int = field(default=64, metadata=positive)
     separation: float = field(default=3.0, metadata=positive)
     loss: Literal["mse", "mse_mean", "cross_entropy"] = "mse"
+    label_smoothing: float = field(default=0.0, metadata=nonnegative)
     chunk_size: int | None = field(default=None, metadata=positive)
     n_test: int = field(default=0, metadata=nonnegative)
 
     def __post_init__(self):
         if self.loss == "cross_entropy" and self.data != "gaussian_clusters":
             raise ValueError("loss 'cross_entropy' needs data = 'gaussian_clusters' (class labels)")
+        if self.label_smoothing and self.loss != "cross_entropy":
+            raise ValueError(f"label_smoothing = {self.label_smoothing} needs loss = 'cross_entropy'")
+        if not self.label_smoothing < 1:
+            raise ValueError(f"label_smoothing = {self.label_smoothing}: expected a value in [0, 1)")
         if self.data == "gaussian_clusters" and self.n_outputs < 2:
             raise ValueError("data 'gaussian_clusters' needs n_outputs >= 2 classes")
 
@@ -113,8 +118,9 @@ class MLP:
         x, y, xt, yt = map(move, self.dataset())
         module = self.module(seed).to(device=device, dtype=dtype)
         flat = FlatModule(module)
-        obj = Objective(flat, LOSSES[self.loss], x, y, self.chunk_size)
-        test = Objective(flat, LOSSES[self.loss], xt, yt, self.chunk_size) if self.n_test else None
+        loss = smoothed_cross_entropy(self.label_smoothing) if self.label_smoothing else LOSSES[self.loss]
+        obj = Objective(flat, loss, x, y, self.chunk_size)
+        test = Objective(flat, loss, xt, yt, self.chunk_size) if self.n_test else None
         return Problem(obj, flat.flatten(), test, module=module)
 
 

@@ -2,11 +2,12 @@
 mean that lets the objective evaluate it in chunks."""
 
 import math
+import pickle
 
 import pytest
 import torch
 
-from harness.kernels.losses import LOSSES
+from harness.kernels.losses import LOSSES, smoothed_cross_entropy
 
 MEAN_LOSSES = ["mse", "mse_mean", "cross_entropy"]
 
@@ -99,3 +100,20 @@ def test_loss_is_zero_at_a_perfect_fit(name):
     else:
         out = y = torch.randn(3, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
     assert float(LOSSES[name](out, y)) == pytest.approx(0.0, abs=1e-12)
+
+
+@pytest.mark.parametrize("eps", [0.05, 0.3])
+def test_smoothed_cross_entropy_is_cross_entropy_against_the_smoothed_target(eps):
+    out, y = batch("cross_entropy", n=6, k=4)
+    q = torch.full((6, 4), eps / 4, dtype=torch.float64)
+    q[torch.arange(6), y] += 1 - eps
+    by_hand = -(q * torch.log_softmax(out, dim=1)).sum(dim=1).mean()
+    assert float(smoothed_cross_entropy(eps)(out, y)) == pytest.approx(float(by_hand), rel=1e-13)
+
+
+def test_smoothed_cross_entropy_is_the_mean_of_its_one_example_values_and_pickles():
+    loss = smoothed_cross_entropy(0.2)
+    out, y = batch("cross_entropy")
+    singles = torch.stack([loss(out[i:i + 1], y[i:i + 1]) for i in range(out.shape[0])])
+    assert float(loss(out, y)) == pytest.approx(float(singles.mean()), rel=1e-13)
+    assert pickle.loads(pickle.dumps(loss)) == loss

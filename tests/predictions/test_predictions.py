@@ -106,3 +106,27 @@ def test_adam_edge_is_where_frozen_preconditioner_adam_turns_unstable(lr, beta1)
         assert edge == pytest.approx(38 / lr)  # the paper's 38/eta (arXiv 2207.14484, abstract)
     if beta1 == 0.0:
         assert edge == pytest.approx(gd_edge(lr))
+
+
+@pytest.mark.parametrize("eps, k", [(0.1, 10), (0.3, 4), (0.02, 2)])
+def test_smoothed_cross_entropy_minimum_is_the_least_smoothed_loss(eps, k):
+    """H(q) is the loss at p = q (logits ln q) and no other logits go below it."""
+    import torch
+
+    from harness.kernels.losses import smoothed_cross_entropy
+
+    floor = PREDICTIONS["smoothed_cross_entropy_minimum"](label_smoothing=eps, n_outputs=k)
+    q = torch.full((1, k), eps / k, dtype=torch.float64)
+    q[0, 0] += 1 - eps
+    loss = smoothed_cross_entropy(eps)
+    assert float(loss(torch.log(q), torch.tensor([0]))) == pytest.approx(floor, rel=1e-12)
+    g = torch.Generator().manual_seed(0)
+    others = [float(loss(torch.log(q) + 0.3 * torch.randn(1, k, generator=g, dtype=torch.float64), torch.tensor([0])))
+              for _ in range(20)]
+    assert min(others) > floor
+
+
+def test_smoothed_cross_entropy_minimum_is_zero_without_smoothing_and_refuses_eps_one():
+    assert PREDICTIONS["smoothed_cross_entropy_minimum"](label_smoothing=0.0, n_outputs=10) == 0.0
+    with pytest.raises(ValueError):
+        PREDICTIONS["smoothed_cross_entropy_minimum"](label_smoothing=1.0, n_outputs=10)

@@ -279,3 +279,20 @@ def test_mlp_first_layer_weights_lie_within_the_default_init_bound():
     """``nn.Linear`` default init: weights within ``1/sqrt(fan_in)``."""
     p = build("mlp")
     assert float(p.module[0].weight.detach().abs().max()) <= 1 / math.sqrt(3)
+
+
+def test_mlp_label_smoothing_needs_cross_entropy_and_a_value_below_one():
+    with pytest.raises(ValueError, match="needs loss = 'cross_entropy'"):
+        MLP(data="gaussian_clusters", n_outputs=3, loss="mse", label_smoothing=0.1)
+    with pytest.raises(ValueError, match=r"\[0, 1\)"):
+        MLP(data="gaussian_clusters", n_outputs=3, loss="cross_entropy", label_smoothing=1.0)
+
+
+def test_mlp_label_smoothing_smooths_the_training_and_test_losses():
+    kw = dict(widths=[5], n_samples=8, input_dim=3, n_outputs=3, data="gaussian_clusters", loss="cross_entropy", n_test=4)
+    plain, smoothed = (MLP(**kw, label_smoothing=e).build(0, torch.float64, CPU) for e in (0.0, 0.2))
+    x, y = plain.objective.inputs, plain.objective.targets
+    with torch.no_grad():
+        expect = torch.nn.functional.cross_entropy(plain.module(x), y, label_smoothing=0.2)
+    assert float(smoothed.objective.value(smoothed.theta0)) == pytest.approx(float(expect), rel=1e-12)
+    assert float(smoothed.test.value(smoothed.theta0)) != pytest.approx(float(plain.test.value(plain.theta0)), rel=1e-6)
