@@ -65,8 +65,12 @@ class StepContext:
     the optimiser and every measure share one gradient evaluation."""
 
     def __init__(self, step: int, theta: Tensor, problem: Problem, optimizer: Any, state: Any = None,
-                 hessian_due: bool = False, forward_only: bool | None = None):
+                 hessian_due: bool = False, forward_only: bool | None = None, bindings: dict | None = None,
+                 stated_kind: str | None = None):
         self.step, self.theta, self.problem, self.optimizer, self.state = step, theta, problem, optimizer, state
+        # what the case's predictions bind to (the suite's stated, nominal hyper-parameters) and the
+        # stated update rule's kind: for a measure that compares the run with the step the suite states
+        self.bindings, self.stated_kind = ({} if bindings is None else bindings), stated_kind
         self.hessian_due = hessian_due
         self.forward_only = forward_only_loss(optimizer) if forward_only is None else forward_only
         self._vg: tuple[Tensor, Tensor] | None = None
@@ -125,16 +129,17 @@ class StepContext:
         return None if self._vg is None else self._vg[1]
 
 
-from . import basic, curvature, dynamics, jacobian, matrix, reference  # noqa: E402,F401  (register the measures)
+from . import basic, curvature, dynamics, jacobian, linearised, matrix, reference  # noqa: E402,F401  (register the measures)
 from .basic import GradNorm, Loss, LossRatio, MinibatchLoss, RelativeChange, TestLoss  # noqa: E402
 from .curvature import (AdamPreconditionedSharpness, LambdaMax, PreconditionedSharpness, StabilityThreshold,  # noqa: E402
                         TopMode)
 from .dynamics import SoftRank, TaylorCubicError, TaylorGramError  # noqa: E402
 from .jacobian import ChainRuleError, JacobianNorm, JacobianOperatorNorm, JacobianTraceRatio, PairwiseLipschitz  # noqa: E402
+from .linearised import KernelStepRatio  # noqa: E402
 from .matrix import EffectiveRank, EffectiveRankGap, EntropyRank, EstimationError, ModeProgress, RelativeError  # noqa: E402
 from .reference import DenseTopEigenvalue, ForwardJacobianNorm  # noqa: E402
 
 __all__ += ["Loss", "GradNorm", "LossRatio", "RelativeChange", "TestLoss", "MinibatchLoss", "LambdaMax",
             "StabilityThreshold", "PreconditionedSharpness", "AdamPreconditionedSharpness", "TopMode", "JacobianNorm", "JacobianOperatorNorm", "PairwiseLipschitz", "ChainRuleError", "JacobianTraceRatio",
             "EffectiveRank", "EntropyRank", "ModeProgress", "RelativeError", "EffectiveRankGap", "EstimationError", "TaylorGramError",
-            "TaylorCubicError", "SoftRank", "DenseTopEigenvalue", "ForwardJacobianNorm"]
+            "TaylorCubicError", "SoftRank", "DenseTopEigenvalue", "ForwardJacobianNorm", "KernelStepRatio"]

@@ -269,7 +269,8 @@ def _simulate(case: Case, result: CaseResult, progress) -> None:
         for step in range(suite.steps + 1):
             result.error_step = step
             hessian_due = any(spec.due(step, last, fired) for spec in graph_users)
-            ctx = StepContext(step, theta, problem, optimizer, state, hessian_due, forward_only)
+            ctx = StepContext(step, theta, problem, optimizer, state, hessian_due, forward_only, bindings,
+                              suite.optimizer_kind)
             loss = ctx.loss
             diverged = divergence(loss, theta, ctx.computed_grad, loss0)
             if diverged is not None:

@@ -1,0 +1,86 @@
+"""The step against the model linearised at the iterate: the finite-width kernel regime.
+
+In the kernel (lazy) regime of a wide network, one full-batch GD step moves the outputs by the
+Jacobian times the step, ``f(theta + Delta) ~= f(theta) + J Delta``, so the next loss is the loss
+at the linearised outputs; for the squared loss ``e <- (I - M) e`` with the finite-width kernel
+``M = sum_g eta_g J_g J_g^T`` at the current iterate. This one-step contraction, with the kernel
+staying near its value at initialisation, is the step of the kernel-regime convergence proofs
+(Du et al., arXiv 1810.02054; both layers at different rates, Razborov, arXiv 2212.02323, as read
+in shared/theory/dynamics.md Sec. 2.3). It holds at any width, where the infinite-width rate of
+:mod:`harness.predictions.relu` holds only up to the finite-width spread.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.autograd.forward_ad as forward_ad
+from torch import Tensor
+
+from ..errors import UnsupportedError
+from . import MEASURES, Measurement, StepContext
+
+__all__ = ["KernelStepRatio", "stated_step"]
+
+
+def stated_step(kind: str | None, bindings: dict, problem, grad: Tensor) -> Tensor:
+    """The step the suite states for an update rule of ``kind``, ``Delta = -eta * grad`` per
+    parameter group, from the nominal hyper-parameters a prediction binds (never from the rule that runs, so that a wrong rate in
+    the rule shows): ``gd`` takes ``lr``; ``two_rate_gd`` takes ``lr_first`` and ``lr_second``
+    on the groups ``first`` and ``second``, divided by ``Problem.kernel_top`` with
+    ``relative_to = "kernel_top"``."""
+    if kind == "two_rate_gd":
+        groups, top = problem.groups, problem.kernel_top
+        relative = bindings.get("relative_to", "none") == "kernel_top"
+        if set(groups) != {"first", "second"} or (relative and top is None):
+            raise UnsupportedError("kernel_step_ratio with two rates needs the groups 'first' and 'second' "
+                                   "(and kernel_top with relative_to = 'kernel_top'): two_layer_relu")
+        step = torch.zeros_like(grad)
+        for g in ("first", "second"):
+            eta = float(bindings[f"lr_{g}"]) / (top[g] if relative else 1.0)
+            step[groups[g]] = -eta * grad[groups[g]]
+        return step
+    if kind == "gd":
+        return -float(bindings["lr"]) * grad
+    raise UnsupportedError(f"kernel_step_ratio needs a gd or two_rate_gd update rule (a step of -eta grad per "
+                           f"group), not {kind!r}")
+
+
+@MEASURES.register("kernel_step_ratio")
+@dataclass(frozen=True)
+class KernelStepRatio:
+    """``ln(L_{t+1} / L_t) / ln(L_lin / L_t)``, measured at step ``t + 1``: the log-decrease of the
+    full-batch loss over step ``t`` against the one the model linearised at ``theta_t`` predicts for
+    the step the suite states, ``L_lin = sum_chunks w * loss(f(theta_t) + J Delta, y)`` with
+    ``Delta = -eta_g grad_g L`` (:func:`stated_step`; ``J Delta`` by one forward-mode product).
+    1 up to the nonlinearity of one step; a rate 10 % long makes it about 1.1 once the residual
+    is in the kernel's slow modes (``ln(1 - 1.1 mu) / ln(1 - mu)``). NaN at step 0, where a
+    previous call was not at the previous step (measure it every step) and where the loss has
+    stopped falling. Records ``predicted`` (``L_lin``) and ``measured`` (``L_{t+1}``) in ``aux``."""
+
+    def __call__(self, ctx: StepContext, memory: dict) -> Measurement:
+        loss = ctx.loss
+        previous = memory.get("previous")
+        value, aux = math.nan, {}
+        if previous is not None and previous[0] == ctx.step - 1:
+            _, l_prev, l_lin = previous
+            aux = {"predicted": l_lin, "measured": loss}
+            if 0 < l_lin < l_prev and loss > 0:
+                value = math.log(loss / l_prev) / math.log(l_lin / l_prev)
+        memory["previous"] = (ctx.step, loss, self._linearised(ctx))
+        return Measurement(value, aux)
+
+    @staticmethod
+    def _linearised(ctx: StepContext) -> float:
+        obj = ctx.problem.objective
+        theta = ctx.theta.detach()
+        step = stated_step(ctx.stated_kind, ctx.bindings, ctx.problem, ctx.grad.detach())
+        total = 0.0
+        with torch.no_grad(), forward_ad.dual_level():  # forward mode by hand: torch.func.jvp took 25x longer here
+            dual = forward_ad.make_dual(theta, step)
+            for inputs, targets, weight in obj.chunks():
+                out, moved = forward_ad.unpack_dual(obj.model(dual, inputs))
+                total += weight * float(obj.loss(out + moved, targets))
+        return total
