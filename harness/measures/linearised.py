@@ -8,6 +8,11 @@ staying near its value at initialisation, is the step of the kernel-regime conve
 (Du et al., arXiv 1810.02054; both layers at different rates, Razborov, arXiv 2212.02323, as read
 in shared/theory/dynamics.md Sec. 2.3). It holds at any width, where the infinite-width rate of
 :mod:`harness.predictions.relu` holds only up to the finite-width spread.
+
+For any full-batch GD whose step is small against the curvature of the model (deep matrix
+factorisation from small initialisation, where the steps are tiny against the factors), the same
+ratio pins the time scale ``eta t`` in which the dynamics run: a run at another step size than the
+suite states shows, whatever its claims about time.
 """
 
 from __future__ import annotations
@@ -27,8 +32,8 @@ __all__ = ["KernelStepRatio", "stated_step"]
 
 def stated_step(kind: str | None, bindings: dict, problem, grad: Tensor) -> Tensor:
     """The step the suite states for an update rule of ``kind``, ``Delta = -eta * grad`` per
-    parameter group, from the nominal hyper-parameters a prediction binds (never from the rule that runs, so that a wrong rate in
-    the rule shows): ``gd`` takes ``lr``; ``two_rate_gd`` takes ``lr_first`` and ``lr_second``
+    parameter group, from the nominal hyper-parameters a prediction binds (never from the rule
+    that runs, so that a wrong rate in the rule shows): ``gd`` takes ``lr``; ``two_rate_gd`` takes ``lr_first`` and ``lr_second``
     on the groups ``first`` and ``second``, divided by ``Problem.kernel_top`` with
     ``relative_to = "kernel_top"``."""
     if kind == "two_rate_gd":
@@ -51,26 +56,27 @@ def stated_step(kind: str | None, bindings: dict, problem, grad: Tensor) -> Tens
 @MEASURES.register("kernel_step_ratio")
 @dataclass(frozen=True)
 class KernelStepRatio:
-    """``ln(L_{t+1} / L_t) / ln(L_lin / L_t)``, measured at step ``t + 1``: the log-decrease of the
-    full-batch loss over step ``t`` against the one the model linearised at ``theta_t`` predicts for
-    the step the suite states, ``L_lin = sum_chunks w * loss(f(theta_t) + J Delta, y)`` with
-    ``Delta = -eta_g grad_g L`` (:func:`stated_step`; ``J Delta`` by one forward-mode product).
-    1 up to the nonlinearity of one step; a rate 10 % long makes it about 1.1 once the residual
-    is in the kernel's slow modes (``ln(1 - 1.1 mu) / ln(1 - mu)``). NaN at step 0, where a
-    previous call was not at the previous step (measure it every step) and where the loss has
-    stopped falling. Records ``predicted`` (``L_lin``) and ``measured`` (``L_{t+1}``) in ``aux``."""
+    """``ln(L(theta') / L_t) / ln(L_lin / L_t)`` at step ``t``: the log-decrease of the full-batch
+    loss over the step the rule that runs takes from ``theta_t`` (to ``theta'``, the run's next
+    iterate: ``gd`` and ``two_rate_gd`` steps are pure functions of the iterate and the gradient),
+    against the one the model linearised at ``theta_t`` predicts for the step the suite states,
+    ``L_lin = sum_chunks w * loss(f(theta_t) + J Delta, y)`` with ``Delta = -eta_g grad_g L``
+    (:func:`stated_step`; ``J Delta`` by one forward-mode product). 1 up to the nonlinearity of
+    one step; a rate 10 % long makes it about 1.1 once the residual is in the kernel's slow modes
+    (``ln(1 - 1.1 mu) / ln(1 - mu)``). Any cadence (each value is one step); NaN where the loss
+    does not fall. Records ``predicted`` (``L_lin``) and ``measured`` (``L(theta')``) in ``aux``."""
 
     def __call__(self, ctx: StepContext, memory: dict) -> Measurement:
+        obj = ctx.problem.objective
         loss = ctx.loss
-        previous = memory.get("previous")
-        value, aux = math.nan, {}
-        if previous is not None and previous[0] == ctx.step - 1:
-            _, l_prev, l_lin = previous
-            aux = {"predicted": l_lin, "measured": loss}
-            if 0 < l_lin < l_prev and loss > 0:
-                value = math.log(loss / l_prev) / math.log(l_lin / l_prev)
-        memory["previous"] = (ctx.step, loss, self._linearised(ctx))
-        return Measurement(value, aux)
+        predicted = self._linearised(ctx)
+        following, _ = ctx.optimizer.step(ctx.theta, ctx.state, ctx.value_and_grad)
+        with torch.no_grad():
+            measured = float(obj.value(following.detach()))
+        value = math.nan
+        if 0 < predicted < loss and measured > 0:
+            value = math.log(measured / loss) / math.log(predicted / loss)
+        return Measurement(value, {"predicted": predicted, "measured": measured})
 
     @staticmethod
     def _linearised(ctx: StepContext) -> float:

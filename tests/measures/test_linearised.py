@@ -33,10 +33,8 @@ def _linear_problem():
                          data_args={"n_samples": 12, "input_dim": 4, "n_outputs": 2}).build(0, torch.float64, CPU)
 
 
-def test_on_a_model_linear_in_its_parameters_the_ratio_is_one_and_nan_at_step_0():
-    m = _run(_linear_problem(), GD(lr=0.05), "gd", {"lr": 0.05}, 5)
-    assert math.isnan(m[0].value) and m[0].aux == {}
-    for x in m[1:]:
+def test_on_a_model_linear_in_its_parameters_the_ratio_is_one():
+    for x in _run(_linear_problem(), GD(lr=0.05), "gd", {"lr": 0.05}, 5):
         assert x.value == pytest.approx(1.0, abs=1e-9)
         assert x.aux["predicted"] == pytest.approx(x.aux["measured"], rel=1e-11)
 
@@ -46,7 +44,7 @@ def test_a_rule_ten_percent_long_shows_as_its_log_decrease_ratio():
     m = _run(problem, GD(lr=0.055), "gd", {"lr": 0.05}, 3)
     # by hand: from the same iterate, the loss after the rule's step and after the stated one
     theta = problem.theta0
-    for step in range(1, 4):
+    for step in range(4):
         loss, g = problem.objective.value_and_grad(theta)
         taken, stated = problem.objective.value(theta - 0.055 * g), problem.objective.value(theta - 0.05 * g)
         expect = math.log(float(taken) / float(loss)) / math.log(float(stated) / float(loss))
@@ -65,10 +63,10 @@ def test_two_rate_prediction_is_the_loss_at_f_plus_dense_jacobian_times_the_stat
     x, y = obj.inputs, obj.targets
     jac = torch.autograd.functional.jacobian(lambda t: obj.model(t, x), theta).reshape(-1, theta.numel())
     lin = 0.5 * float(((obj.model(theta, x).reshape(-1) + jac @ step - y.reshape(-1)) ** 2).sum())
-    ctx = StepContext(0, theta, problem, TwoRateGD(0.5, 0.3, "kernel_top"), bindings=TWO_RATES,
+    rule = TwoRateGD(0.5, 0.3, "kernel_top")
+    ctx = StepContext(0, theta, problem, rule, init_state(rule, theta, problem), bindings=TWO_RATES,
                       stated_kind="two_rate_gd")
-    KernelStepRatio()(ctx, memory := {})
-    assert memory["previous"][2] == pytest.approx(lin, rel=1e-12)
+    assert KernelStepRatio()(ctx, {}).aux["predicted"] == pytest.approx(lin, rel=1e-12)
 
 
 def test_the_stated_rates_not_the_rule_that_runs_set_the_prediction():
@@ -76,18 +74,20 @@ def test_the_stated_rates_not_the_rule_that_runs_set_the_prediction():
     problem = TwoLayerReLU(n=6, d=4, m=9).build(0, torch.float64, CPU)
     right = _run(problem, TwoRateGD(0.5, 0.3, "kernel_top"), "two_rate_gd", TWO_RATES, 2)
     halved = _run(problem, TwoRateGD(0.5, 0.15, "kernel_top"), "two_rate_gd", TWO_RATES, 2)
-    assert right[1].aux["predicted"] == pytest.approx(halved[1].aux["predicted"], rel=1e-14)
-    assert right[1].aux["measured"] != pytest.approx(halved[1].aux["measured"], rel=1e-6)
+    assert right[0].aux["predicted"] == pytest.approx(halved[0].aux["predicted"], rel=1e-14)
+    assert right[0].aux["measured"] != pytest.approx(halved[0].aux["measured"], rel=1e-6)
 
 
-def test_a_gap_in_the_cadence_gives_nan():
-    problem = _linear_problem()
-    theta, rule = problem.theta0, GD(lr=0.05)
-    memory = {}
-    for step in (0, 2):
-        ctx = StepContext(step, theta, problem, rule, bindings={"lr": 0.05}, stated_kind="gd")
-        value = KernelStepRatio()(ctx, memory).value
-    assert math.isnan(value)
+def test_each_value_is_one_step_so_any_cadence_measures_the_same():
+    """A call with no memory of earlier steps gives what an every-step run gives at that step."""
+    problem = TwoLayerReLU(n=6, d=4, m=9).build(0, torch.float64, CPU)
+    rule = TwoRateGD(0.5, 0.3, "kernel_top")
+    every = _run(problem, rule, "two_rate_gd", TWO_RATES, 3)
+    theta, state = problem.theta0, init_state(rule, problem.theta0, problem)
+    for _ in range(3):
+        theta, state = rule.step(theta, state, problem.objective.value_and_grad)
+    ctx = StepContext(3, theta, problem, rule, state, bindings=TWO_RATES, stated_kind="two_rate_gd")
+    assert KernelStepRatio()(ctx, {}).value == pytest.approx(every[3].value, rel=1e-12)
 
 
 def test_a_rule_without_a_stated_gradient_step_is_refused():
