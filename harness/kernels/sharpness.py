@@ -12,9 +12,10 @@ examples is presampled on :data:`AUTO_PRESAMPLE` of them. Counted on the two ref
 ``benchmarks/common.py`` (2000 examples, tolerance 1e-3, five subset seeds each), λ_max costs
 29.8–31.8 full-batch gradients on the 77k MLP (plain Lanczos 43.4–51.1) and 9.8–13.9 on the
 21k CNN (16.7–22.6); 1/8, 1/32 and cascades of two subsets came within 0.5 gradients of its mean
-on either model, but cost up to 6 gradients more on the MLP's worst subset seed (``docs/performance.md``). Below 1024 examples a sixteenth is under 64 of them,
-whose Hessian says little about the whole one, and a product is cheap anyway; a data-parallel
-(sharded) objective has no subset, so it is never presampled.
+on either model, but cost up to 6 gradients more on the MLP's worst subset seed
+(``docs/performance.md``). Below 1024 examples a sixteenth is under 64 of them, whose Hessian
+says little about the whole one, and a product is cheap anyway; a data-parallel (sharded)
+objective has no subset, so it is never presampled.
 """
 
 from __future__ import annotations

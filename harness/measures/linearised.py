@@ -33,9 +33,10 @@ __all__ = ["KernelStepRatio", "stated_step"]
 def stated_step(kind: str | None, bindings: dict, problem, grad: Tensor) -> Tensor:
     """The step the suite states for an update rule of ``kind``, ``Delta = -eta * grad`` per
     parameter group, from the nominal hyper-parameters a prediction binds (never from the rule
-    that runs, so that a wrong rate in the rule shows): ``gd`` takes ``lr``; ``two_rate_gd`` takes ``lr_first`` and ``lr_second``
-    on the groups ``first`` and ``second``, divided by ``Problem.kernel_top`` with
-    ``relative_to = "kernel_top"``."""
+    that runs, so that a wrong rate in the rule shows): ``gd`` takes ``lr``; ``two_rate_gd`` takes
+    ``lr_first`` and ``lr_second`` on the groups ``first`` and ``second``, divided by
+    ``Problem.kernel_top`` with ``relative_to = "kernel_top"`` (the rule's own ``rates`` written
+    again on purpose: a fault there must not move the prediction too)."""
     if kind == "two_rate_gd":
         groups, top = problem.groups, problem.kernel_top
         relative = bindings.get("relative_to", "none") == "kernel_top"
